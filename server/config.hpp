@@ -1,0 +1,60 @@
+// HubConfig: everything the hub is told at start-up. Loaded from a TOML file, then command-line
+// flags override individual values (server/main.cpp). Plain data; copy freely.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace saferlink::server {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct HubConfig {
+  std::string listen = "127.0.0.1:7443";        // device port, HOST:PORT (port 0: any)
+  std::filesystem::path certs = "certs";        // CA dir: ca.crt, crl.pem, issued/hub.{crt,key}
+  std::filesystem::path db = "saferlink.db";
+  std::vector<std::string> towns;               // empty: the five Medway towns
+  std::chrono::milliseconds escalation_interval{15'000};
+  std::chrono::milliseconds cancel_window{30'000};
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  std::chrono::milliseconds idle_timeout{35'000};
+  std::chrono::milliseconds write_timeout{20'000};
+  std::chrono::milliseconds crl_poll_interval{2'000};
+  std::uint32_t max_frame_bytes = 64 * 1024;
+  std::size_t queue_max_bytes = 4 * 1024 * 1024;
+  std::size_t queue_max_messages = 4096;
+  unsigned threads = 2;                         // network threads
+};
+
+// Reads a TOML file. Unknown keys and wrong types are refused with a message naming the key.
+// Layout:
+//   listen = "127.0.0.1:7443"
+//   certs = "certs"
+//   db = "saferlink.db"
+//   towns = ["rochester", ...]
+//   threads = 2
+//   [alerts]   escalation_interval_ms, cancel_window_ms
+//   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages
+//   [timeouts] handshake_ms, heartbeat_ms, idle_ms, write_ms, crl_poll_ms
+HubConfig load_config(const std::filesystem::path& file);
+// Same, from TOML text (tests).
+HubConfig parse_config(std::string_view toml_text, const std::string& source_name);
+
+// Splits "HOST:PORT" (IPv6 as "[::1]:PORT"). Throws ConfigError naming `what` when malformed.
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+HostPort parse_host_port(std::string_view text, const std::string& what);
+
+// Checks cross-field sanity (intervals positive, idle > heartbeat, frame cap within 1 KiB..16 MiB).
+void validate(const HubConfig& config);
+
+}  // namespace saferlink::server
