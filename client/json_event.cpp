@@ -1,0 +1,152 @@
+// Rendering of received events for people (describe) and scripts (event_json).
+#include "client/client.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+namespace saferlink::client {
+
+namespace {
+
+std::string clock_time(std::int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+std::string upper_role(const std::string& role) {
+  if (role == "cctv") return "CCTV";
+  if (role == "police") return "Police";
+  if (role == "shop") return "Shop";
+  if (role == "coordinator") return "Coordinator";
+  return role;
+}
+
+std::string age_text(std::int64_t ms) {
+  if (ms < 60'000) return std::to_string(ms / 1000) + " s";
+  return std::to_string(ms / 60'000) + " min";
+}
+
+}  // namespace
+
+std::string describe(const v1::Envelope& e) {
+  switch (e.body_case()) {
+    case v1::Envelope::kPanic: {
+      const auto& p = e.panic();
+      std::string s;
+      if (p.status() == v1::EXERCISE) s += "[EXERCISE] ";
+      if (p.status() == v1::TEST) s += "[TEST] ";
+      s += p.escalated() ? "ESCALATED PANIC (round " + std::to_string(p.escalation_round()) + ")"
+                         : "PANIC";
+      s += " " + p.alert_id() + " from " + p.origin_member() + " (" + p.origin_id() + ", " +
+           p.origin_town() + "), pressed " + clock_time(p.pressed_at_ms());
+      const std::int64_t age = now_ms() - p.pressed_at_ms();
+      if (age > 5'000) s += ", " + age_text(age) + " ago";
+      if (!p.note().empty()) s += ": " + p.note();
+      return s;
+    }
+    case v1::Envelope::kCancel:
+      return "CANCELLED " + e.cancel().alert_id() + " by " + e.cancel().origin_id() +
+             (e.cancel().reason().empty() ? "" : ": " + e.cancel().reason());
+    case v1::Envelope::kAccepted:
+      return "accepted " + e.accepted().alert_id() + " at " +
+             clock_time(e.accepted().accepted_at_ms()) + ", relayed to " +
+             std::to_string(e.accepted().recipients()) +
+             (e.accepted().duplicate() ? " (already accepted earlier)" : "");
+    case v1::Envelope::kUpdate: {
+      const auto& u = e.update();
+      switch (u.event()) {
+        case v1::ESCALATED:
+          return "escalated " + u.alert_id() + " (round " + std::to_string(u.escalation_round()) +
+                 "): nobody acknowledged yet";
+        case v1::CANCELLED:
+          return "cancelled " + u.alert_id() + " at " + clock_time(u.at_ms());
+        default:
+          return upper_role(u.by_role()) + ": " + std::string(to_string(u.recipient_status())) +
+                 " by " + u.by_id() + (u.by_town().empty() ? "" : " (" + u.by_town() + ")") +
+                 " at " + clock_time(u.at_ms());
+      }
+    }
+    case v1::Envelope::kError:
+      return "error: " + e.error().message();
+    case v1::Envelope::kReceipt:
+      return "done";
+    case v1::Envelope::kWelcome:
+      return "connected as " + e.welcome().device_id() + " (" + e.welcome().role() + ", " +
+             e.welcome().town() + ")";
+    default:
+      return std::string(body_name(e.body_case()));
+  }
+}
+
+std::string event_json(const v1::Envelope& e, std::int64_t received_at_ms) {
+  nlohmann::json j;
+  j["type"] = std::string(body_name(e.body_case()));
+  j["msg_id"] = e.msg_id();
+  j["sent_at_ms"] = e.sent_at_ms();
+  j["received_at_ms"] = received_at_ms;
+  switch (e.body_case()) {
+    case v1::Envelope::kPanic: {
+      const auto& p = e.panic();
+      j["alert_id"] = p.alert_id();
+      j["from_id"] = p.origin_id();
+      j["from_role"] = "shop";
+      j["member"] = p.origin_member();
+      j["town"] = p.origin_town();
+      j["status"] = std::string(to_string(p.status()));
+      j["severity"] = std::string(to_string(p.severity()));
+      j["note"] = p.note();
+      j["pressed_at_ms"] = p.pressed_at_ms();
+      j["accepted_at_ms"] = p.accepted_at_ms();
+      j["expires_at_ms"] = p.expires_at_ms();
+      j["escalated"] = p.escalated();
+      j["escalation_round"] = p.escalation_round();
+      break;
+    }
+    case v1::Envelope::kCancel:
+      j["alert_id"] = e.cancel().alert_id();
+      j["from_id"] = e.cancel().origin_id();
+      j["from_role"] = "shop";
+      j["status"] = "cancelled";
+      j["reason"] = e.cancel().reason();
+      break;
+    case v1::Envelope::kAccepted:
+      j["alert_id"] = e.accepted().alert_id();
+      j["status"] = "accepted";
+      j["accepted_at_ms"] = e.accepted().accepted_at_ms();
+      j["duplicate"] = e.accepted().duplicate();
+      j["recipients"] = e.accepted().recipients();
+      break;
+    case v1::Envelope::kUpdate: {
+      const auto& u = e.update();
+      j["alert_id"] = u.alert_id();
+      j["event"] = std::string(to_string(u.event()));
+      j["from_id"] = u.by_id();
+      j["from_role"] = u.by_role();
+      j["town"] = u.by_town();
+      j["member"] = u.by_member();
+      j["status"] = u.event() == v1::RECIPIENT ? std::string(to_string(u.recipient_status()))
+                                               : std::string(to_string(u.event()));
+      j["at_ms"] = u.at_ms();
+      j["escalation_round"] = u.escalation_round();
+      break;
+    }
+    case v1::Envelope::kError:
+      j["code"] = v1::ErrorCode_Name(e.error().code());
+      j["message"] = e.error().message();
+      j["in_reply_to"] = e.error().in_reply_to();
+      break;
+    case v1::Envelope::kReceipt:
+      j["in_reply_to"] = e.receipt().in_reply_to();
+      break;
+    default:
+      break;
+  }
+  return j.dump();
+}
+
+}  // namespace saferlink::client

@@ -1,0 +1,54 @@
+// saferlink: the scriptable handheld. Parses options and calls client/commands.
+#include "client/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace saferlink::client;
+  CLI::App app{"saferlink: the SaferLink handheld from a terminal"};
+  app.require_subcommand(1);
+  ClientOptions options;
+  std::string certs = "certs";
+  app.add_option("--hub", options.hub, "hub address HOST:PORT")->capture_default_str();
+  app.add_option("--certs", certs, "directory with ca.crt and issued/ID.crt, issued/ID.key")
+      ->capture_default_str();
+  app.add_option("--id", options.id, "device or person id (whose certificate to use)")
+      ->required();
+
+  PanicArgs panic;
+  auto* panic_cmd = app.add_subcommand("panic", "press the panic button; waits for a responder");
+  panic_cmd->add_option("--note", panic.note, "short note for the responders");
+  panic_cmd->add_option("--status", panic.status, "actual, exercise or test")->capture_default_str();
+  panic_cmd->add_option("--severity", panic.severity, "extreme, severe, moderate or minor")
+      ->capture_default_str();
+  panic_cmd->add_option("--wait", panic.wait_seconds, "seconds to wait for an acknowledgement")
+      ->capture_default_str();
+  panic_cmd->add_option("--seq", panic.seq, "device sequence number (default: Unix ms)");
+  panic_cmd->add_flag("--json", panic.json, "status lines as JSON objects");
+
+  std::string alert_id, reason, status = "acknowledged";
+  auto* cancel_cmd = app.add_subcommand("cancel", "cancel your alert (false alarm)");
+  cancel_cmd->add_option("ALERT_ID", alert_id, "the alert id panic printed")->required();
+  cancel_cmd->add_option("--reason", reason, "why (e.g. false alarm)");
+
+  auto* ack_cmd = app.add_subcommand("ack", "answer an alert you received");
+  ack_cmd->add_option("ALERT_ID", alert_id, "alert id")->required();
+  ack_cmd->add_option("--status", status, "acknowledged, en_route, on_scene or resolved")
+      ->capture_default_str();
+
+  ListenArgs listen;
+  auto* listen_cmd = app.add_subcommand("listen", "print every event as it arrives");
+  listen_cmd->add_flag("--json", listen.json, "one JSON object per line");
+  listen_cmd->add_option("--count", listen.count, "exit after this many events");
+  listen_cmd->add_option("--seconds", listen.seconds, "exit after this many seconds");
+
+  CLI11_PARSE(app, argc, argv);
+  options.certs = certs;
+  if (panic_cmd->parsed()) return run_panic(options, panic, std::cout, std::cerr);
+  if (cancel_cmd->parsed()) return run_cancel(options, alert_id, reason, std::cout, std::cerr);
+  if (ack_cmd->parsed()) return run_ack(options, alert_id, status, std::cout, std::cerr);
+  if (listen_cmd->parsed()) return run_listen(options, listen, std::cout, std::cerr);
+  return 1;
+}

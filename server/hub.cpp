@@ -1,0 +1,556 @@
+#include "server/hub.hpp"
+
+#include "core/envelope.hpp"
+#include "core/tls.hpp"
+#include "core/towns.hpp"
+#include "server/alert_store.hpp"
+#include "server/routing.hpp"
+#include "server/session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+namespace saferlink::server {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+std::string alert_status_name(const v1::PanicAlert& p) { return std::string(to_string(p.status())); }
+
+v1::AlertStatusKind parse_alert_status(const std::string& s) {
+  if (s == "exercise") return v1::EXERCISE;
+  if (s == "test") return v1::TEST;
+  return v1::ACTUAL;
+}
+
+v1::Severity parse_severity(const std::string& s) {
+  if (s == "extreme") return v1::EXTREME;
+  if (s == "moderate") return v1::MODERATE;
+  if (s == "minor") return v1::MINOR;
+  return v1::SEVERE;
+}
+
+std::optional<v1::RecipientStatusKind> parse_recipient_status(const std::string& s) {
+  for (auto k : {v1::DELIVERED, v1::ACKNOWLEDGED, v1::EN_ROUTE, v1::ON_SCENE, v1::RESOLVED}) {
+    if (s == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+constexpr std::int64_t kDefaultAlertLifetimeMs = 30 * 60 * 1000;
+
+// The relayed form of a stored alert.
+v1::PanicAlert relay_of(const alerts::AlertRecord& r) {
+  v1::PanicAlert p;
+  p.set_alert_id(r.alert_id);
+  p.set_device_seq(r.device_seq);
+  p.set_pressed_at_ms(r.pressed_at_ms);
+  p.set_note(r.note);
+  p.set_status(parse_alert_status(r.status));
+  p.set_severity(parse_severity(r.severity));
+  p.set_expires_at_ms(r.expires_at_ms);
+  p.set_origin_id(r.device_id);
+  p.set_origin_member(r.member);
+  p.set_origin_town(r.town);
+  p.set_accepted_at_ms(r.accepted_at_ms);
+  return p;
+}
+
+AlertTracker::TimePoint steady_from_wall(std::int64_t wall_ms) {
+  const auto age = std::chrono::milliseconds(now_ms() - wall_ms);
+  return AlertTracker::Clock::now() - age;
+}
+
+}  // namespace
+
+Hub::Hub(HubConfig config)
+    : config_(std::move(config)),
+      towns_(config_.towns.empty() ? default_towns() : config_.towns),
+      strand_(asio::make_strand(io_)),
+      acceptor_(io_),
+      crl_timer_(strand_),
+      escalation_timer_(strand_),
+      tracker_(AlertTracker::Options{config_.escalation_interval, config_.cancel_window,
+                                     std::chrono::hours(12)}) {
+  validate(config_);
+  const TlsFiles files = tls_files(config_.certs, "hub");
+  tls_ = make_server_context(files);
+  revoked_ = revoked_serials(files.crl, files.ca);
+  std::error_code ec;
+  crl_mtime_ = std::filesystem::last_write_time(files.crl, ec);
+  store_ = std::make_unique<Store>(Store::Options{config_.db.string(), 512});
+  restore_open_alerts();
+}
+
+Hub::~Hub() { stop(); }
+
+void Hub::restore_open_alerts() {
+  // Alerts accepted before a restart and still within the tracker's memory resume escalation
+  // unless a responder's acknowledgement was recorded.
+  const std::int64_t since = now_ms() - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::hours(12))
+                                            .count();
+  std::vector<std::pair<alerts::AlertRecord, std::vector<alerts::EventRecord>>> open;
+  store_->run_sync([&](SQLite::Database& db) {
+    for (auto& record : alerts::open_since(db, since)) {
+      auto events = alerts::events(db, record.alert_id);
+      open.emplace_back(std::move(record), std::move(events));
+    }
+  });
+  for (auto& [record, events] : open) {
+    Identity sender{record.device_id, Role::shop, record.town, record.member, ""};
+    tracker_.add(record.alert_id, sender, steady_from_wall(record.accepted_at_ms));
+    for (const auto& event : events) {
+      auto status = parse_recipient_status(event.kind);
+      auto role = parse_role(event.by_role);
+      if (!status || !role) continue;
+      Identity by{event.by_id, *role, event.by_town, "", ""};
+      tracker_.on_status(record.alert_id, by, *status, steady_from_wall(event.at_ms));
+    }
+    live_[record.alert_id] = LiveAlert{relay_of(record)};
+  }
+  if (!open.empty()) spdlog::info("restored {} open alert(s) from the database", open.size());
+}
+
+void Hub::start() {
+  const HostPort where = parse_host_port(config_.listen, "listen");
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(where.host, ec);
+  if (ec) throw ConfigError("listen: '" + where.host + "' is not an IP address");
+  const asio::ip::tcp::endpoint endpoint(address, where.port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint, ec);
+  if (ec) throw ConfigError("listen: cannot bind " + config_.listen + ": " + ec.message());
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+  spdlog::info("hub listening on {}:{} (TLS 1.3, client certificates from {})", where.host,
+               port_.load(), config_.certs.string());
+
+  asio::co_spawn(strand_, accept_loop(), asio::detached);
+  asio::post(strand_, [this] {
+    rearm_escalation();
+    poll_crl();
+  });
+  const unsigned n = std::max(1u, config_.threads);
+  for (unsigned i = 0; i < n; ++i) {
+    threads_.emplace_back([this] { io_.run(); });
+  }
+}
+
+void Hub::run_until_signal() {
+  asio::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+  std::promise<void> done;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+          spdlog::info("SIGHUP: reloading the CRL");
+          reload_crl();
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("signal {}: stopping", signal);
+        done.set_value();
+      };
+  signals.async_wait(on_signal);
+  done.get_future().wait();
+  signals.cancel();
+  stop();
+}
+
+void Hub::stop() {
+  if (stopped_.exchange(true)) return;
+  if (threads_.empty()) return;
+  std::promise<void> closed;
+  asio::post(strand_, [this, &closed] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    crl_timer_.cancel();
+    escalation_timer_.cancel();
+    for (auto& [id, session] : sessions_) session.connection->abort("hub stopping");
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  spdlog::info("hub stopped");
+}
+
+Hub::Stats Hub::stats() const {
+  return Stats{sessions_live_.load(),  alerts_accepted_.load(), alerts_duplicate_.load(),
+               escalations_.load(),    refusals_.load(),        handshake_failures_.load()};
+}
+
+awaitable<void> Hub::accept_loop() {
+  for (;;) {
+    auto socket_strand = asio::make_strand(io_);
+    auto [ec, socket] =
+        co_await acceptor_.async_accept(socket_strand, asio::as_tuple(use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    boost::system::error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    const std::uint64_t id = next_session_id_++;
+    asio::co_spawn(socket_strand, run_session(*this, tls_, std::move(socket), id),
+                   asio::detached);
+  }
+}
+
+void Hub::attach(SessionRef session) {
+  asio::post(strand_, [this, session = std::move(session)]() mutable {
+    if (revoked_.count(session.identity.serial_hex)) {
+      spdlog::warn("session {}: certificate of {} is revoked; dropping", session.id,
+                   session.identity.id);
+      session.connection->abort("certificate revoked");
+      return;
+    }
+    sessions_by_device_.emplace(session.identity.id, session.id);
+    sessions_.emplace(session.id, std::move(session));
+    sessions_live_ = sessions_.size();
+  });
+}
+
+void Hub::detach(std::uint64_t session_id) {
+  asio::post(strand_, [this, session_id] {
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return;
+    auto range = sessions_by_device_.equal_range(it->second.identity.id);
+    for (auto i = range.first; i != range.second; ++i) {
+      if (i->second == session_id) {
+        sessions_by_device_.erase(i);
+        break;
+      }
+    }
+    sessions_.erase(it);
+    sessions_live_ = sessions_.size();
+  });
+}
+
+void Hub::on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::PanicAlert& panic) {
+  const std::int64_t accepted_at = now_ms();
+  alerts::AlertRecord record;
+  record.alert_id = panic.alert_id();
+  record.device_id = from.identity.id;
+  record.device_seq = panic.device_seq();
+  record.member = from.identity.member;
+  record.town = from.identity.town;
+  record.status = alert_status_name(panic);
+  record.severity = std::string(to_string(panic.severity()));
+  record.note = panic.note();
+  record.pressed_at_ms = panic.pressed_at_ms() > 0 ? panic.pressed_at_ms() : accepted_at;
+  record.expires_at_ms = panic.expires_at_ms() > 0 ? panic.expires_at_ms()
+                                                   : record.pressed_at_ms + kDefaultAlertLifetimeMs;
+  record.accepted_at_ms = accepted_at;
+
+  auto outcome = std::make_shared<std::pair<alerts::InsertOutcome, alerts::AlertRecord>>();
+  store_->submit(
+      [record, outcome](SQLite::Database& db) {
+        outcome->first = alerts::insert(db, record, &outcome->second);
+        if (outcome->first == alerts::InsertOutcome::inserted) outcome->second = record;
+      },
+      [this, from, msg_id, outcome](std::exception_ptr error) {
+        asio::post(strand_, [this, from, msg_id, outcome, error] {
+          if (error) {
+            std::string why = "could not store the alert";
+            try {
+              std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+              why += std::string(": ") + e.what();
+            }
+            spdlog::error("alert from {}: {}", from.identity.id, why);
+            v1::Envelope reply = make_error(msg_id, v1::STORE_FAILED, why + "; retry");
+            from.connection->send(reply);
+            return;
+          }
+          const auto& stored = outcome->second;
+          const bool duplicate = outcome->first == alerts::InsertOutcome::duplicate;
+          v1::Envelope reply;
+          auto* accepted = reply.mutable_accepted();
+          accepted->set_alert_id(stored.alert_id);
+          accepted->set_accepted_at_ms(stored.accepted_at_ms);
+          accepted->set_duplicate(duplicate);
+          if (duplicate) {
+            ++alerts_duplicate_;
+            const auto* tracked = tracker_.find(stored.alert_id);
+            accepted->set_recipients(
+                tracked ? static_cast<std::uint32_t>(tracked->recipients.size()) : 0);
+            spdlog::info("alert {} from {}: duplicate, answered again, not relayed",
+                         stored.alert_id, from.identity.id);
+            from.connection->send(reply);
+            return;
+          }
+          ++alerts_accepted_;
+          tracker_.add(stored.alert_id, from.identity,
+                       steady_from_wall(stored.accepted_at_ms));
+          live_[stored.alert_id] = LiveAlert{relay_of(stored)};
+          // Recipients are counted before the accepted reply so it can say how many.
+          fan_out(stored.alert_id, false, 0);
+          const auto* tracked = tracker_.find(stored.alert_id);
+          accepted->set_recipients(static_cast<std::uint32_t>(tracked->recipients.size()));
+          from.connection->send(reply);
+          spdlog::info("alert {} ({}) from {} in {} accepted, relayed to {}", stored.alert_id,
+                       stored.status, from.identity.id, from.identity.town,
+                       tracked->recipients.size());
+          rearm_escalation();
+        });
+      });
+}
+
+void Hub::fan_out(const std::string& alert_id, bool escalated, std::uint32_t round) {
+  auto live = live_.find(alert_id);
+  const auto* tracked = tracker_.find(alert_id);
+  if (live == live_.end() || tracked == nullptr) return;
+  v1::Envelope envelope;
+  *envelope.mutable_panic() = live->second.relay;
+  envelope.mutable_panic()->set_escalated(escalated);
+  envelope.mutable_panic()->set_escalation_round(round);
+  const Frame frame = encode(envelope);  // encoded once, shared by every recipient
+  std::vector<std::string> recipients;
+  for (const auto& [id, session] : sessions_) {
+    if (!receives_panic(tracked->sender, session.identity, escalated)) continue;
+    session.connection->send(frame, Priority::alert);
+    recipients.push_back(session.identity.id);
+  }
+  tracker_.note_recipients(alert_id, recipients);
+}
+
+void Hub::send_to_device(const std::string& device_id, const Frame& frame, Priority p) {
+  auto range = sessions_by_device_.equal_range(device_id);
+  for (auto i = range.first; i != range.second; ++i) {
+    auto s = sessions_.find(i->second);
+    if (s != sessions_.end()) s->second.connection->send(frame, p);
+  }
+}
+
+void Hub::send_update(const std::string& device_id, v1::AlertUpdate update) {
+  v1::Envelope envelope;
+  *envelope.mutable_update() = std::move(update);
+  send_to_device(device_id, encode(envelope), Priority::control);
+}
+
+void Hub::record_event(const std::string& alert_id, const std::string& kind, const Identity& by,
+                       std::uint32_t round) {
+  alerts::EventRecord event{alert_id, kind, by.id, std::string(to_string(by.role)), by.town,
+                            now_ms(), round};
+  store_->submit([event](SQLite::Database& db) { alerts::record_event(db, event); },
+                 [alert_id](std::exception_ptr error) {
+                   if (error) spdlog::error("could not record an event of alert {}", alert_id);
+                 });
+}
+
+void Hub::on_status(const SessionRef& from, std::uint64_t msg_id,
+                    const v1::RecipientStatus& status) {
+  asio::post(strand_, [this, from, msg_id, status] {
+    const auto result =
+        tracker_.on_status(status.alert_id(), from.identity, status.status(), AlertTracker::Clock::now());
+    if (result == AlertTracker::StatusResult::unknown_alert) {
+      ++refusals_;
+      v1::Envelope reply =
+          make_error(msg_id, v1::UNKNOWN_ALERT, "unknown alert id " + status.alert_id());
+      from.connection->send(reply);
+      return;
+    }
+    if (result == AlertTracker::StatusResult::not_a_recipient) {
+      ++refusals_;
+      v1::Envelope reply = make_error(msg_id, v1::NOT_ALLOWED,
+                                      from.identity.id + " is not a recipient of alert " +
+                                          status.alert_id());
+      from.connection->send(reply);
+      return;
+    }
+    v1::Envelope receipt;
+    receipt.mutable_receipt()->set_in_reply_to(msg_id);
+    from.connection->send(receipt);
+
+    const auto* tracked = tracker_.find(status.alert_id());
+    v1::AlertUpdate update;
+    update.set_alert_id(status.alert_id());
+    update.set_event(v1::RECIPIENT);
+    update.set_recipient_status(status.status());
+    update.set_by_id(from.identity.id);
+    update.set_by_role(std::string(to_string(from.identity.role)));
+    update.set_by_town(from.identity.town);
+    update.set_by_member(from.identity.member);
+    update.set_at_ms(now_ms());
+    update.set_escalation_round(tracked->escalation_round);
+    send_update(tracked->sender.id, std::move(update));
+    record_event(status.alert_id(), std::string(to_string(status.status())), from.identity, 0);
+    if (status.status() != v1::DELIVERED) {
+      spdlog::info("alert {}: {} by {} ({})", status.alert_id(), to_string(status.status()),
+                   from.identity.id, to_string(from.identity.role));
+    }
+    if (result == AlertTracker::StatusResult::first_ack) rearm_escalation();
+  });
+}
+
+void Hub::on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::CancelAlert& cancel) {
+  asio::post(strand_, [this, from, msg_id, cancel] {
+    const auto result =
+        tracker_.on_cancel(cancel.alert_id(), from.identity, AlertTracker::Clock::now());
+    auto refuse = [&](v1::ErrorCode code, const std::string& why) {
+      ++refusals_;
+      v1::Envelope reply = make_error(msg_id, code, why);
+      from.connection->send(reply);
+    };
+    switch (result) {
+      case AlertTracker::CancelResult::unknown_alert:
+        return refuse(v1::UNKNOWN_ALERT, "unknown alert id " + cancel.alert_id());
+      case AlertTracker::CancelResult::not_sender:
+        return refuse(v1::NOT_ALLOWED, "only the sender may cancel alert " + cancel.alert_id());
+      case AlertTracker::CancelResult::too_late:
+        return refuse(v1::TOO_LATE,
+                      "alert " + cancel.alert_id() + " can no longer be cancelled (window " +
+                          std::to_string(config_.cancel_window.count() / 1000) + " s)");
+      case AlertTracker::CancelResult::already_cancelled:
+      case AlertTracker::CancelResult::cancelled:
+        break;
+    }
+    const bool first = result == AlertTracker::CancelResult::cancelled;
+    const std::string alert_id = cancel.alert_id();
+    const std::string reason = cancel.reason();
+    const Identity by = from.identity;
+    const std::int64_t at = now_ms();
+    store_->submit(
+        [alert_id, reason, at, by, first](SQLite::Database& db) {
+          if (!first) return;
+          alerts::mark_cancelled(db, alert_id, at, reason);
+          alerts::record_event(db, {alert_id, "cancelled", by.id,
+                                    std::string(to_string(by.role)), by.town, at, 0});
+        },
+        [this, from, msg_id, alert_id, reason, at, first](std::exception_ptr error) {
+          asio::post(strand_, [this, from, msg_id, alert_id, reason, at, first, error] {
+            if (error) {
+              v1::Envelope reply =
+                  make_error(msg_id, v1::STORE_FAILED, "could not store the cancel; retry");
+              from.connection->send(reply);
+              return;
+            }
+            v1::Envelope receipt;
+            receipt.mutable_receipt()->set_in_reply_to(msg_id);
+            from.connection->send(receipt);
+            if (!first) return;
+            const auto* tracked = tracker_.find(alert_id);
+            if (tracked == nullptr) return;
+            v1::Envelope relay;
+            relay.mutable_cancel()->set_alert_id(alert_id);
+            relay.mutable_cancel()->set_reason(reason);
+            relay.mutable_cancel()->set_origin_id(from.identity.id);
+            const Frame frame = encode(relay);
+            for (const auto& id : tracked->recipients) send_to_device(id, frame, Priority::alert);
+            v1::AlertUpdate update;
+            update.set_alert_id(alert_id);
+            update.set_event(v1::CANCELLED);
+            update.set_by_id(from.identity.id);
+            update.set_by_role(std::string(to_string(from.identity.role)));
+            update.set_by_town(from.identity.town);
+            update.set_by_member(from.identity.member);
+            update.set_at_ms(at);
+            send_update(from.identity.id, std::move(update));
+            spdlog::info("alert {} cancelled by {} ({}); told {} recipient(s)", alert_id,
+                         from.identity.id, reason.empty() ? "no reason given" : reason,
+                         tracked->recipients.size());
+            rearm_escalation();
+          });
+        });
+  });
+}
+
+void Hub::rearm_escalation() {
+  const auto next = tracker_.next_deadline();
+  if (!next) {
+    escalation_timer_.cancel();
+    return;
+  }
+  escalation_timer_.expires_at(*next);
+  escalation_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    on_escalation_timer();
+  });
+}
+
+void Hub::on_escalation_timer() {
+  const auto now = AlertTracker::Clock::now();
+  for (const auto& due : tracker_.due(now)) {
+    const auto* tracked = tracker_.find(due.alert_id);
+    if (tracked == nullptr) continue;
+    fan_out(due.alert_id, true, due.round);
+    ++escalations_;
+    spdlog::warn("alert {}: nobody has acknowledged; escalated (round {}) to police, CCTV and "
+                 "coordinators in every town",
+                 due.alert_id, due.round);
+    v1::AlertUpdate update;
+    update.set_alert_id(due.alert_id);
+    update.set_event(v1::ESCALATED);
+    update.set_at_ms(now_ms());
+    update.set_escalation_round(due.round);
+    send_update(tracked->sender.id, std::move(update));
+    record_event(due.alert_id, "escalated", Identity{"hub", Role::hub, "all", "", ""}, due.round);
+  }
+  tracker_.prune(now);
+  for (auto it = live_.begin(); it != live_.end();) {
+    it = tracker_.find(it->first) ? std::next(it) : live_.erase(it);
+  }
+  rearm_escalation();
+}
+
+void Hub::reload_crl() {
+  asio::post(strand_, [this] {
+    crl_mtime_ = {};
+    poll_crl();
+  });
+}
+
+void Hub::poll_crl() {
+  if (stopped_) return;
+  const TlsFiles files = tls_files(config_.certs, "hub");
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(files.crl, ec);
+  if (!ec && mtime != crl_mtime_) {
+    try {
+      auto revoked = revoked_serials(files.crl, files.ca);
+      tls_ = make_server_context(files);
+      crl_mtime_ = mtime;
+      apply_crl(std::move(revoked));
+    } catch (const std::exception& e) {
+      // Keep the previous CRL: a half-written or bad file must not open the door.
+      spdlog::error("CRL reload failed, keeping the previous one: {}", e.what());
+    }
+  }
+  crl_timer_.expires_after(config_.crl_poll_interval);
+  crl_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (!error) poll_crl();
+  });
+}
+
+void Hub::apply_crl(std::set<std::string> revoked) {
+  revoked_ = std::move(revoked);
+  std::size_t dropped = 0;
+  for (auto& [id, session] : sessions_) {
+    if (revoked_.count(session.identity.serial_hex)) {
+      spdlog::warn("session {}: certificate of {} revoked; dropping the session", id,
+                   session.identity.id);
+      session.connection->abort("certificate revoked");
+      ++dropped;
+    }
+  }
+  spdlog::info("CRL loaded: {} revoked certificate(s), {} live session(s) dropped",
+               revoked_.size(), dropped);
+}
+
+}  // namespace saferlink::server

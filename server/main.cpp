@@ -1,0 +1,50 @@
+// saferlink-hub: parses options, builds the Hub, runs it until SIGINT/SIGTERM.
+#include "server/config.hpp"
+#include "server/hub.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace saferlink::server;
+  CLI::App app{"saferlink-hub: the SaferLink hub (device listener over mutual TLS 1.3)"};
+  std::string config_file;
+  std::string listen, certs, db;
+  std::optional<long> escalation_ms;
+  std::optional<long> cancel_ms;
+  std::optional<unsigned> threads;
+  bool verbose = false;
+  app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--listen", listen, "device port HOST:PORT (port 0 picks a free port)");
+  app.add_option("--certs", certs, "CA directory: ca.crt, crl.pem, issued/hub.crt, issued/hub.key");
+  app.add_option("--db", db, "SQLite database file");
+  app.add_option("--escalation-ms", escalation_ms, "escalate an unacknowledged alert after this");
+  app.add_option("--cancel-window-ms", cancel_ms, "how long after acceptance a cancel is allowed");
+  app.add_option("--threads", threads, "network threads");
+  app.add_flag("-v,--verbose", verbose, "log debug detail");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  try {
+    HubConfig config = config_file.empty() ? HubConfig{} : load_config(config_file);
+    if (!listen.empty()) config.listen = listen;
+    if (!certs.empty()) config.certs = certs;
+    if (!db.empty()) config.db = db;
+    if (escalation_ms) config.escalation_interval = std::chrono::milliseconds(*escalation_ms);
+    if (cancel_ms) config.cancel_window = std::chrono::milliseconds(*cancel_ms);
+    if (threads) config.threads = *threads;
+    validate(config);
+    Hub hub(config);
+    hub.start();
+    // The bound address on stdout, one line, for scripts that started us on port 0.
+    std::cout << "listening " << hub.port() << std::endl;
+    hub.run_until_signal();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "saferlink-hub: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,69 @@
+// Client: one device's link to the hub — TLS 1.3 with the device's certificate, hello and
+// welcome, then envelopes both ways. Used by the `saferlink` CLI (and the simulator).
+//
+// Thread contract: a Client lives on one io_context; call its coroutines from that context
+// (single-threaded io_context, or the client's own strand). Incoming envelopes are queued and
+// taken with next(); a received panic alert is answered `delivered` automatically, as a
+// handset does.
+#pragma once
+
+#include "core/envelope.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace saferlink::client {
+
+// A one-line reason for a person: unreachable hub, refused certificate, lost connection.
+struct ClientError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ClientOptions {
+  std::string hub = "127.0.0.1:7443";  // HOST:PORT
+  std::filesystem::path certs;         // DIR with ca.crt and issued/ID.{crt,key}
+  std::string id;                      // whose certificate to use
+  std::chrono::milliseconds connect_timeout{10'000};
+  bool auto_delivered = true;          // answer relayed panics with `delivered`
+};
+
+class Client {
+ public:
+  Client(boost::asio::any_io_executor executor, ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Connects, handshakes, says hello and waits for the welcome. Throws ClientError.
+  boost::asio::awaitable<v1::Welcome> connect();
+
+  // Sends an envelope (msg_id and time are stamped if unset); returns its msg_id.
+  std::uint64_t send(v1::Envelope envelope);
+
+  // The next envelope from the hub (heartbeats are swallowed), or nullopt when `timeout`
+  // passes first. Throws ClientError when the connection is lost.
+  boost::asio::awaitable<std::optional<v1::Envelope>> next(std::chrono::milliseconds timeout);
+
+  // Closes the connection (what is queued is sent first).
+  void close();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Human-readable one-line description of an event (for `saferlink listen` and `panic`).
+std::string describe(const v1::Envelope& envelope);
+
+// One JSON object (no newline) describing an event: type, alert_id, from_id, from_role, town,
+// status, sent_at_ms, received_at_ms and the type's own fields.
+std::string event_json(const v1::Envelope& envelope, std::int64_t received_at_ms);
+
+}  // namespace saferlink::client

@@ -1,0 +1,228 @@
+#include "client/commands.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <chrono>
+#include <ostream>
+
+namespace saferlink::client {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Runs one command coroutine to completion on its own io_context. A ClientError becomes a
+// one-line reason and exit status 1.
+int run_command(std::ostream& err, std::function<awaitable<int>()> body) {
+  asio::io_context io;
+  auto result = asio::co_spawn(io, body(), asio::use_future);
+  io.run();
+  try {
+    return result.get();
+  } catch (const ClientError& e) {
+    err << "saferlink: " << e.what() << std::endl;
+  } catch (const std::exception& e) {
+    err << "saferlink: " << e.what() << std::endl;
+  }
+  return 1;
+}
+
+bool is_responder_role(const std::string& role) {
+  return role == "cctv" || role == "police" || role == "coordinator";
+}
+
+std::optional<v1::AlertStatusKind> alert_status(const std::string& s) {
+  if (s == "actual") return v1::ACTUAL;
+  if (s == "exercise") return v1::EXERCISE;
+  if (s == "test") return v1::TEST;
+  return std::nullopt;
+}
+
+std::optional<v1::Severity> severity(const std::string& s) {
+  if (s == "extreme") return v1::EXTREME;
+  if (s == "severe") return v1::SEVERE;
+  if (s == "moderate") return v1::MODERATE;
+  if (s == "minor") return v1::MINOR;
+  return std::nullopt;
+}
+
+std::optional<v1::RecipientStatusKind> recipient_status(const std::string& s) {
+  for (auto k : {v1::DELIVERED, v1::ACKNOWLEDGED, v1::EN_ROUTE, v1::ON_SCENE, v1::RESOLVED}) {
+    if (s == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+void print_event(std::ostream& out, const v1::Envelope& e, bool json) {
+  if (json) {
+    out << event_json(e, now_ms()) << std::endl;
+  } else {
+    out << describe(e) << std::endl;
+  }
+}
+
+// Sends one request and waits for its receipt or error.
+awaitable<int> request(ClientOptions options, v1::Envelope envelope, std::string done_text,
+                       std::ostream& out, std::ostream& err) {
+  Client client(co_await asio::this_coro::executor, options);
+  co_await client.connect();
+  const std::uint64_t id = client.send(std::move(envelope));
+  for (;;) {
+    auto reply = co_await client.next(options.connect_timeout);
+    if (!reply) throw ClientError("the hub did not answer in time");
+    if (reply->has_receipt() && reply->receipt().in_reply_to() == id) {
+      out << done_text << std::endl;
+      client.close();
+      co_return 0;
+    }
+    if (reply->has_error() && reply->error().in_reply_to() == id) {
+      err << "saferlink: " << reply->error().message() << std::endl;
+      co_return 1;
+    }
+  }
+}
+
+}  // namespace
+
+int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream& out,
+              std::ostream& err) {
+  const auto status = alert_status(args.status);
+  if (!status) {
+    err << "saferlink: --status must be actual, exercise or test" << std::endl;
+    return 1;
+  }
+  const auto sev = severity(args.severity);
+  if (!sev) {
+    err << "saferlink: --severity must be extreme, severe, moderate or minor" << std::endl;
+    return 1;
+  }
+  if (args.note.size() > 500) {
+    err << "saferlink: --note is longer than 500 bytes" << std::endl;
+    return 1;
+  }
+  const std::uint64_t seq = args.seq ? *args.seq : static_cast<std::uint64_t>(now_ms());
+  const std::string alert_id = options.id + ":" + std::to_string(seq);
+  const std::int64_t pressed_at = now_ms();
+  out << alert_id << std::endl;
+
+  return run_command(err, [&]() -> awaitable<int> {
+    const auto give_up = std::chrono::steady_clock::now() +
+                         milliseconds(static_cast<std::int64_t>(args.wait_seconds * 1000));
+    auto remaining = [&] {
+      return std::chrono::duration_cast<milliseconds>(give_up - std::chrono::steady_clock::now());
+    };
+    // A lost connection means: connect again and send the same alert again (same id: the hub
+    // recognises the retry, answers accepted again and never relays it twice; statuses reach
+    // every connection of this device).
+    for (int attempt = 1;; ++attempt) {
+      try {
+        Client client(co_await asio::this_coro::executor, options);
+        co_await client.connect();
+        v1::Envelope envelope;
+        auto* p = envelope.mutable_panic();
+        p->set_alert_id(alert_id);
+        p->set_device_seq(seq);
+        p->set_pressed_at_ms(pressed_at);
+        p->set_note(args.note);
+        p->set_status(*status);
+        p->set_severity(*sev);
+        client.send(std::move(envelope));
+        for (;;) {
+          if (remaining() <= milliseconds(0)) {
+            err << "saferlink: nobody acknowledged " << alert_id << " within "
+                << args.wait_seconds << " s" << std::endl;
+            co_return 1;
+          }
+          auto e = co_await client.next(remaining());
+          if (!e) continue;
+          if (e->has_error()) {
+            err << "saferlink: hub refused the alert: " << e->error().message() << std::endl;
+            if (e->error().code() == v1::STORE_FAILED) break;  // retry
+            co_return 1;
+          }
+          if (e->has_accepted() && e->accepted().alert_id() == alert_id) {
+            print_event(out, *e, args.json);
+            continue;
+          }
+          if (!e->has_update() || e->update().alert_id() != alert_id) continue;
+          print_event(out, *e, args.json);
+          const auto& u = e->update();
+          if (u.event() == v1::CANCELLED) co_return 0;
+          if (u.event() == v1::RECIPIENT && u.recipient_status() != v1::DELIVERED &&
+              is_responder_role(u.by_role())) {
+            client.close();
+            co_return 0;
+          }
+        }
+      } catch (const ClientError& e) {
+        if (attempt >= 5 || remaining() <= milliseconds(0)) throw;
+        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+      }
+      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  });
+}
+
+int run_cancel(const ClientOptions& options, const std::string& alert_id,
+               const std::string& reason, std::ostream& out, std::ostream& err) {
+  v1::Envelope envelope;
+  envelope.mutable_cancel()->set_alert_id(alert_id);
+  envelope.mutable_cancel()->set_reason(reason);
+  return run_command(err, [&]() {
+    return request(options, envelope, "cancelled " + alert_id, out, err);
+  });
+}
+
+int run_ack(const ClientOptions& options, const std::string& alert_id, const std::string& status,
+            std::ostream& out, std::ostream& err) {
+  const auto kind = recipient_status(status);
+  if (!kind) {
+    err << "saferlink: --status must be delivered, acknowledged, en_route, on_scene or resolved"
+        << std::endl;
+    return 1;
+  }
+  v1::Envelope envelope;
+  envelope.mutable_status()->set_alert_id(alert_id);
+  envelope.mutable_status()->set_status(*kind);
+  return run_command(err, [&]() {
+    return request(options, envelope, status + " " + alert_id, out, err);
+  });
+}
+
+int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostream& out,
+               std::ostream& err) {
+  return run_command(err, [&]() -> awaitable<int> {
+    Client client(co_await asio::this_coro::executor, options);
+    const v1::Welcome welcome = co_await client.connect();
+    if (!args.json) {
+      out << "listening as " << welcome.device_id() << " (" << welcome.role() << ", "
+          << welcome.town() << ")" << std::endl;
+    }
+    const auto until = args.seconds ? std::chrono::steady_clock::now() +
+                                          milliseconds(static_cast<std::int64_t>(*args.seconds * 1000))
+                                    : std::chrono::steady_clock::time_point::max();
+    std::size_t seen = 0;
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= until) co_return 0;
+      const auto wait = args.seconds ? std::chrono::duration_cast<milliseconds>(until - now)
+                                     : milliseconds(60'000);
+      auto e = co_await client.next(wait);
+      if (!e || e->has_receipt()) continue;  // receipts answer our own automatic `delivered`
+      print_event(out, *e, args.json);
+      if (args.count && ++seen >= *args.count) {
+        client.close();
+        co_return 0;
+      }
+    }
+  });
+}
+
+}  // namespace saferlink::client

@@ -1,0 +1,39 @@
+// The `saferlink` handheld commands as functions: each connects, does one job, prints what a
+// person or a script needs, and returns the process exit status (0 success, 1 failure with a
+// one-line reason on `err`). Each runs its own single-threaded io_context; call from main().
+#pragma once
+
+#include "client/client.hpp"
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace saferlink::client {
+
+struct PanicArgs {
+  std::string note;
+  std::string status = "actual";     // actual | exercise | test
+  std::string severity = "severe";
+  double wait_seconds = 120;         // give up (exit 1) if nobody has acknowledged by then
+  std::optional<std::uint64_t> seq;  // device sequence; default: Unix milliseconds
+  bool json = false;
+};
+int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream& out,
+              std::ostream& err);
+
+int run_cancel(const ClientOptions& options, const std::string& alert_id,
+               const std::string& reason, std::ostream& out, std::ostream& err);
+
+int run_ack(const ClientOptions& options, const std::string& alert_id, const std::string& status,
+            std::ostream& out, std::ostream& err);
+
+struct ListenArgs {
+  bool json = false;
+  std::optional<std::size_t> count;  // exit 0 after this many events
+  std::optional<double> seconds;     // exit 0 after this long
+};
+int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostream& out,
+               std::ostream& err);
+
+}  // namespace saferlink::client

@@ -1,0 +1,138 @@
+// Hub: the SaferLink device listener. Accepts mutual-TLS connections, runs one session per
+// device, and relays panic alerts, statuses and cancels between sessions; writes every alert
+// to the store before it tells the sender `accepted`.
+//
+// Threads and executors:
+//   - `threads` network threads run the io_context. Each session lives on its own strand
+//     (server/session.cpp); cross-session work is posted.
+//   - Hub state (the session registry, the alert tracker, the escalation and CRL timers, the
+//     current TLS context) lives on the hub strand: every member marked [hub strand] is touched
+//     only there.
+//   - SQLite runs on the store's own thread; completions post back to the hub strand.
+// Public functions may be called from any thread.
+#pragma once
+
+#include "core/connection.hpp"
+#include "core/identity.hpp"
+#include "server/alert_tracker.hpp"
+#include "server/config.hpp"
+#include "server/store.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace saferlink::server {
+
+class Hub {
+ public:
+  // Loads TLS material and opens the store; throws with a message that says what to fix
+  // (missing certificate, unreadable CRL, newer database, bad address).
+  explicit Hub(HubConfig config);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Binds the listener and starts the network threads; returns once accepting.
+  void start();
+  // Blocks until SIGINT/SIGTERM (SIGHUP reloads the CRL), then stops. For main().
+  void run_until_signal();
+  // Stops accepting, ends every session, joins the threads. Idempotent.
+  void stop();
+
+  // The bound device port (useful with port 0).
+  std::uint16_t port() const { return port_.load(); }
+
+  // Re-reads the CRL: new handshakes use it, live sessions of revoked certificates end.
+  void reload_crl();
+
+  struct Stats {
+    std::uint64_t sessions_live = 0;
+    std::uint64_t alerts_accepted = 0;
+    std::uint64_t alerts_duplicate = 0;
+    std::uint64_t escalations = 0;
+    std::uint64_t refusals = 0;
+    std::uint64_t handshake_failures = 0;
+  };
+  Stats stats() const;
+
+  Store& store() { return *store_; }
+
+  // --- Called by sessions (server/session.cpp), from their strands. ---
+  struct SessionRef {
+    std::uint64_t id;
+    Identity identity;
+    std::shared_ptr<Connection> connection;
+  };
+  void attach(SessionRef session);
+  void detach(std::uint64_t session_id);
+  void on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::PanicAlert& panic);
+  void on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::CancelAlert& cancel);
+  void on_status(const SessionRef& from, std::uint64_t msg_id, const v1::RecipientStatus& status);
+  void count_refusal() { ++refusals_; }
+  void count_handshake_failure() { ++handshake_failures_; }
+  const HubConfig& config() const { return config_; }
+
+ private:
+  struct LiveAlert {
+    v1::PanicAlert relay;  // the message as relayed (origin fields filled in)
+  };
+
+  boost::asio::awaitable<void> accept_loop();
+  void fan_out(const std::string& alert_id, bool escalated, std::uint32_t round);  // [hub strand]
+  void send_to_device(const std::string& device_id, const Frame& frame, Priority p);  // [hub strand]
+  void send_update(const std::string& device_id, v1::AlertUpdate update);  // [hub strand]
+  void rearm_escalation();                                                  // [hub strand]
+  void on_escalation_timer();                                               // [hub strand]
+  void poll_crl();                                                          // [hub strand]
+  void apply_crl(std::set<std::string> revoked);                            // [hub strand]
+  void restore_open_alerts();  // constructor only
+  void record_event(const std::string& alert_id, const std::string& kind, const Identity& by,
+                    std::uint32_t round);
+
+  HubConfig config_;
+  std::vector<std::string> towns_;
+  boost::asio::io_context io_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<Store> store_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::uint16_t> port_{0};
+  std::atomic<bool> stopped_{false};
+  std::atomic<std::uint64_t> next_session_id_{1};
+
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // [hub strand] the current server context
+  std::set<std::string> revoked_;                    // [hub strand] serials in the current CRL
+  std::filesystem::file_time_type crl_mtime_{};      // [hub strand]
+  boost::asio::steady_timer crl_timer_;              // [hub strand]
+  boost::asio::steady_timer escalation_timer_;       // [hub strand]
+  std::map<std::uint64_t, SessionRef> sessions_;     // [hub strand]
+  std::unordered_multimap<std::string, std::uint64_t> sessions_by_device_;  // [hub strand]
+  AlertTracker tracker_;                             // [hub strand]
+  std::map<std::string, LiveAlert> live_;            // [hub strand] same keys as tracker_
+
+  std::atomic<std::uint64_t> sessions_live_{0};
+  std::atomic<std::uint64_t> alerts_accepted_{0};
+  std::atomic<std::uint64_t> alerts_duplicate_{0};
+  std::atomic<std::uint64_t> escalations_{0};
+  std::atomic<std::uint64_t> refusals_{0};
+  std::atomic<std::uint64_t> handshake_failures_{0};
+};
+
+}  // namespace saferlink::server
