@@ -13,6 +13,7 @@
 // submit() may be called from any thread. The destructor runs what was submitted, then joins.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -65,17 +66,19 @@ class Store {
     Done done;
   };
   void thread_main();
+  // Runs one batch in one transaction and calls its completions. Jobs the batch could not
+  // start (the transaction vanished under it) are put back at the front of the queue.
+  void run_batch(std::deque<Item>& batch);
 
   std::unique_ptr<SQLite::Database> db_;  // store thread only (after construction)
-  std::size_t max_batch_;
+  std::size_t max_batch_;                 // constant after construction
   std::mutex mutex_;                      // guards queue_ and stopping_
   std::condition_variable wake_;
   std::deque<Item> queue_;
   bool stopping_ = false;
-  std::uint64_t commits_ = 0;             // guarded by mutex_
-  std::uint64_t jobs_done_ = 0;           // guarded by mutex_
-  mutable std::mutex stats_mutex_;
-  std::thread thread_;
+  std::atomic<std::uint64_t> commits_{0};    // written by the store thread, read by anyone
+  std::atomic<std::uint64_t> jobs_done_{0};  // written by the store thread, read by anyone
+  std::thread thread_;                    // started last in the constructor
 };
 
 // Applies every migration newer than the database's user_version, each in its own
