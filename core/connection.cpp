@@ -46,13 +46,23 @@ Connection::Connection(Stream stream, Options options, std::string log_name)
 
 awaitable<void> Connection::run(Handler on_message) {
   using namespace asio::experimental::awaitable_operators;
+  auto self = shared_from_this();  // the coroutines below use members until they end
   on_message_ = std::move(on_message);
   started_ = last_rx_ = last_tx_ = Clock::now();
+  std::exception_ptr ending;
   try {
     co_await (reader() && writer() && ticker());
-  } catch (const asio::multiple_exceptions& e) {
-    // Several parts ended at once (they all end by throwing): the first one says why.
-    std::rethrow_exception(e.first_exception());
+  } catch (...) {
+    ending = std::current_exception();
+  }
+  // Several parts usually end at once (each ends by throwing); `&&` nests them in
+  // multiple_exceptions. The first one says why.
+  for (;;) {
+    try {
+      std::rethrow_exception(ending);
+    } catch (const asio::multiple_exceptions& e) {
+      ending = e.first_exception();
+    }
   }
 }
 

@@ -229,7 +229,10 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
   std::string ending;
   bool expected = true;
   try {
-    co_await connection->run([handler](v1::Envelope&& e) { (*handler)(std::move(e)); });
+    // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries
+    // twice (a use-after-free seen under valgrind).
+    Connection::Handler on_message = [handler](v1::Envelope&& e) { (*handler)(std::move(e)); };
+    co_await connection->run(std::move(on_message));
   } catch (const ConnectionEnded& e) {
     ending = e.what();
     expected = e.expected;
