@@ -79,7 +79,7 @@ awaitable<v1::Welcome> Client::connect() {
   try {
     impl->tls = make_client_context(tls_files(options.certs, options.id));
   } catch (const TlsError& e) {
-    throw ClientError(e.what());
+    throw ClientSetupError(e.what());
   }
   const auto [host, port] = split_host_port(options.hub);
 

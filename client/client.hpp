@@ -26,6 +26,11 @@ struct ClientError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A ClientError that retrying cannot cure (missing or unreadable certificate or key).
+struct ClientSetupError : ClientError {
+  using ClientError::ClientError;
+};
+
 struct ClientOptions {
   std::string hub = "127.0.0.1:7443";  // HOST:PORT
   std::filesystem::path certs;         // DIR with ca.crt and issued/ID.{crt,key}

@@ -160,6 +160,8 @@ int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream&
             co_return 0;
           }
         }
+      } catch (const ClientSetupError&) {
+        throw;
       } catch (const ClientError& e) {
         if (attempt >= 5 || remaining() <= milliseconds(0)) throw;
         err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;

@@ -44,7 +44,13 @@ int main(int argc, char** argv) {
   listen_cmd->add_option("--count", listen.count, "exit after this many events");
   listen_cmd->add_option("--seconds", listen.seconds, "exit after this many seconds");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::cerr << "saferlink: " << e.what() << " (see --help)\n";
+    return 2;
+  }
   options.certs = certs;
   if (panic_cmd->parsed()) return run_panic(options, panic, std::cout, std::cerr);
   if (cancel_cmd->parsed()) return run_cancel(options, alert_id, reason, std::cout, std::cerr);

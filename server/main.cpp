@@ -3,7 +3,10 @@
 #include "server/hub.hpp"
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <csignal>
 
 #include <iostream>
 
@@ -24,8 +27,17 @@ int main(int argc, char** argv) {
   app.add_option("--cancel-window-ms", cancel_ms, "how long after acceptance a cancel is allowed");
   app.add_option("--threads", threads, "network threads");
   app.add_flag("-v,--verbose", verbose, "log debug detail");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::cerr << "saferlink-hub: " << e.what() << " (see --help)\n";
+    return 2;
+  }
 
+  // Logs go to stderr; stdout carries only the "listening PORT" line for scripts.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("hub"));
+  std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
   if (verbose) spdlog::set_level(spdlog::level::debug);
   try {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The SaferLink demo: a local CA, a hub on 127.0.0.1, and a town of listening handsets.
+#   scripts/demo.sh BUILD_DIR            interactive: runs until Ctrl-C (what ./run demo does)
+#   scripts/demo.sh BUILD_DIR --smoke    presses panic, acknowledges it, checks, and exits
+# Environment: DEMO_DIR (default .demo), DEMO_PORT (default 7443; the smoke run uses a free one).
+set -euo pipefail
+BUILD=$(cd "$1" && pwd); shift
+MODE=${1:-interactive}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEMO=${DEMO_DIR:-$ROOT/.demo}
+CA="$BUILD/certs/saferlink-ca"
+HUB="$BUILD/server/saferlink-hub"
+CLI="$BUILD/client/saferlink"
+PORT=${DEMO_PORT:-7443}
+[ "$MODE" = "--smoke" ] && PORT=0
+
+mkdir -p "$DEMO/logs"
+if [ ! -f "$DEMO/ca/ca.crt" ]; then
+  echo "making a local CA and certificates in $DEMO/ca"
+  "$CA" init --dir "$DEMO/ca" --name "Safer Medway Partnership (demo)" >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role hub --id hub --host 127.0.0.1 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role cctv --town all --member "Medway CCTV Control Room" --id cctv-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role police --town chatham --member "Kent Police" --id police-chatham-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role police --town strood --member "Kent Police" --id police-strood-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role coordinator --town all --member "Safer Medway Partnership" --id coord-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "Boots, Pentagon Centre" --id shop-chatham-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "WHSmith, High Street" --id shop-chatham-02 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "Superdrug, High Street" --id shop-chatham-03 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role shop --town strood --member "Co-op, Strood" --id shop-strood-01 >/dev/null
+fi
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+"$HUB" --certs "$DEMO/ca" --db "$DEMO/saferlink.db" --listen "127.0.0.1:$PORT" \
+  >"$DEMO/logs/hub.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  grep -q '^listening ' "$DEMO/logs/hub.log" 2>/dev/null && break
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    echo "the hub did not start:" >&2; cat "$DEMO/logs/hub.log" >&2; exit 1
+  fi
+  sleep 0.1
+done
+PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$DEMO/logs/hub.log" | head -1)
+[ -n "$PORT" ] || { echo "the hub did not start:" >&2; cat "$DEMO/logs/hub.log" >&2; exit 1; }
+ADDR="127.0.0.1:$PORT"
+
+# The town on air: CCTV, police and shops, each a handset printing what it receives.
+for id in cctv-01 police-chatham-01 police-strood-01 shop-chatham-02 shop-chatham-03 shop-strood-01; do
+  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id "$id" listen >"$DEMO/logs/$id.log" 2>&1 &
+  pids+=($!)
+done
+
+if [ "$MODE" = "--smoke" ]; then
+  sleep 1
+  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id shop-chatham-01 panic --note "smoke test" \
+    --status test --wait 20 >"$DEMO/logs/panic.out" 2>&1 &
+  panic=$!
+  for _ in $(seq 100); do [ -s "$DEMO/logs/panic.out" ] && break; sleep 0.1; done
+  ALERT=$(head -1 "$DEMO/logs/panic.out")
+  for _ in $(seq 100); do grep -q "$ALERT" "$DEMO/logs/cctv-01.log" && break; sleep 0.1; done
+  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id cctv-01 ack "$ALERT"
+  wait "$panic"
+  cat "$DEMO/logs/panic.out"
+  grep -q "CCTV: acknowledged by cctv-01" "$DEMO/logs/panic.out"
+  grep -q "$ALERT" "$DEMO/logs/shop-chatham-02.log"
+  if grep -q "$ALERT" "$DEMO/logs/shop-strood-01.log"; then
+    echo "a Strood shop heard a Chatham alert" >&2; exit 1
+  fi
+  echo "demo smoke run passed"
+  exit 0
+fi
+
+cli="./build/client/saferlink --hub $ADDR --certs ${DEMO#$ROOT/}/ca"
+cat <<MSG
+
+SaferLink demo is running: hub on $ADDR, database ${DEMO#$ROOT/}/saferlink.db
+On air: cctv-01, police-chatham-01, police-strood-01, shop-chatham-02, shop-chatham-03,
+shop-strood-01 (each logs what it receives to ${DEMO#$ROOT/}/logs/ID.log).
+
+In another terminal, press panic in a Chatham shop (it prints the alert id first):
+  $cli --id shop-chatham-01 panic --note "man with a knife by the tills"
+
+Watch it arrive (CCTV sees every town; Strood hears nothing unless it escalates):
+  tail -f ${DEMO#$ROOT/}/logs/cctv-01.log ${DEMO#$ROOT/}/logs/shop-chatham-02.log ${DEMO#$ROOT/}/logs/shop-strood-01.log
+
+Answer it as the CCTV operator, then as police (the panic terminal shows each):
+  $cli --id cctv-01 ack ALERT_ID
+  $cli --id police-chatham-01 ack ALERT_ID --status en_route
+
+Leave one unanswered for 15 s to see it escalate to every town and the coordinator.
+Or listen yourself: $cli --id coord-01 listen --json
+
+Hub log follows; Ctrl-C stops everything.
+MSG
+tail -n +1 -f "$DEMO/logs/hub.log" &
+pids+=($!)
+wait "${pids[0]}"
