@@ -91,6 +91,13 @@ AlertTracker::CancelResult AlertTracker::on_cancel(const std::string& alert_id,
   return CancelResult::cancelled;
 }
 
+bool AlertTracker::expire(const std::string& alert_id) {
+  auto it = alerts_.find(alert_id);
+  if (it == alerts_.end() || it->second.state != State::open) return false;
+  it->second.state = State::expired;
+  return true;
+}
+
 std::vector<AlertTracker::Escalation> AlertTracker::due(TimePoint now) {
   std::vector<Escalation> escalations;
   const auto interval = std::chrono::duration_cast<Clock::duration>(options_.escalation_interval);

@@ -10,6 +10,7 @@
 //               |
 //               \--(sender cancels within cancel_window)[on_cancel]--> CANCELLED
 //   ACKNOWLEDGED --(sender cancels within cancel_window)[on_cancel]--> CANCELLED
+//   OPEN --(the alert's expires_at passed, seen by the hub)[expire]--> EXPIRED
 //   any state --(older than retain)[prune]--> forgotten
 //
 // Escalation is due at accepted_at + interval, then every interval after, while OPEN.
@@ -40,7 +41,7 @@ class AlertTracker {
     std::chrono::milliseconds retain{std::chrono::hours(12)};
   };
 
-  enum class State { open, acknowledged, cancelled };
+  enum class State { open, acknowledged, cancelled, expired };
 
   struct Tracked {
     std::string alert_id;
@@ -86,6 +87,9 @@ class AlertTracker {
 
   // The earliest pending escalation deadline, if any alert is open.
   std::optional<TimePoint> next_deadline() const;
+
+  // Stops escalating an open alert whose own expiry has passed. Returns true if it was open.
+  bool expire(const std::string& alert_id);
 
   // Forgets alerts accepted more than `retain` before now.
   void prune(TimePoint now);

@@ -95,6 +95,10 @@ Hub::Hub(HubConfig config)
 
 Hub::~Hub() { stop(); }
 
+bool Hub::serves_town(const std::string& town) const {
+  return town == kAllTowns || known_town(towns_, town);
+}
+
 void Hub::restore_open_alerts() {
   // Alerts accepted before a restart and still within the tracker's memory resume escalation
   // unless a responder's acknowledgement was recorded.
@@ -421,17 +425,20 @@ void Hub::on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::Canc
       case AlertTracker::CancelResult::cancelled:
         break;
     }
-    const bool first = result == AlertTracker::CancelResult::cancelled;
+    // The database decides: the first cancel that commits is the one relayed, so a cancel
+    // whose commit failed can be retried and still reaches everyone.
     const std::string alert_id = cancel.alert_id();
     const std::string reason = cancel.reason();
     const Identity by = from.identity;
     const std::int64_t at = now_ms();
+    auto first = std::make_shared<bool>(false);
     store_->submit(
         [alert_id, reason, at, by, first](SQLite::Database& db) {
-          if (!first) return;
-          alerts::mark_cancelled(db, alert_id, at, reason);
-          alerts::record_event(db, {alert_id, "cancelled", by.id,
-                                    std::string(to_string(by.role)), by.town, at, 0});
+          *first = alerts::mark_cancelled(db, alert_id, at, reason);
+          if (*first) {
+            alerts::record_event(db, {alert_id, "cancelled", by.id,
+                                      std::string(to_string(by.role)), by.town, at, 0});
+          }
         },
         [this, from, msg_id, alert_id, reason, at, first](std::exception_ptr error) {
           asio::post(strand_, [this, from, msg_id, alert_id, reason, at, first, error] {
@@ -444,7 +451,7 @@ void Hub::on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::Canc
             v1::Envelope receipt;
             receipt.mutable_receipt()->set_in_reply_to(msg_id);
             from.connection->send(receipt);
-            if (!first) return;
+            if (!*first) return;
             const auto* tracked = tracker_.find(alert_id);
             if (tracked == nullptr) return;
             v1::Envelope relay;
@@ -452,6 +459,16 @@ void Hub::on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::Canc
             relay.mutable_cancel()->set_reason(reason);
             relay.mutable_cancel()->set_origin_id(from.identity.id);
             const Frame frame = encode(relay);
+            if (tracked->recipients.empty()) {
+              // Restored after a restart: who received it is not known, so tell everyone
+              // connected whom it would reach.
+              for (const auto& [sid, session] : sessions_) {
+                if (receives_panic(tracked->sender, session.identity,
+                                   tracked->escalation_round > 0)) {
+                  session.connection->send(frame, Priority::alert);
+                }
+              }
+            }
             for (const auto& id : tracked->recipients) send_to_device(id, frame, Priority::alert);
             v1::AlertUpdate update;
             update.set_alert_id(alert_id);
@@ -488,7 +505,14 @@ void Hub::on_escalation_timer() {
   const auto now = AlertTracker::Clock::now();
   for (const auto& due : tracker_.due(now)) {
     const auto* tracked = tracker_.find(due.alert_id);
-    if (tracked == nullptr) continue;
+    auto live = live_.find(due.alert_id);
+    if (tracked == nullptr || live == live_.end()) continue;
+    if (live->second.relay.expires_at_ms() <= now_ms()) {
+      tracker_.expire(due.alert_id);
+      spdlog::warn("alert {}: expired without an acknowledgement; escalation stops",
+                   due.alert_id);
+      continue;
+    }
     fan_out(due.alert_id, true, due.round);
     ++escalations_;
     spdlog::warn("alert {}: nobody has acknowledged; escalated (round {}) to police, CCTV and "

@@ -88,6 +88,8 @@ class Hub {
   void count_refusal() { ++refusals_; }
   void count_handshake_failure() { ++handshake_failures_; }
   const HubConfig& config() const { return config_; }
+  // True when `town` is one of this hub's towns or "all" (any thread: towns never change).
+  bool serves_town(const std::string& town) const;
 
  private:
   struct LiveAlert {

@@ -203,6 +203,15 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
     stream.lowest_layer().close(ignored);
     co_return;
   }
+  if (!hub.serves_town(identity->town)) {
+    hub.count_handshake_failure();
+    spdlog::warn("session {}: {} ({}) belongs to town '{}', which this hub does not serve; "
+                 "refused",
+                 session_id, identity->id, peer, identity->town);
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+    co_return;
+  }
   if (identity->role == Role::hub) {
     hub.count_handshake_failure();
     spdlog::warn("session {}: {} presented a hub certificate as a client; refused", session_id,

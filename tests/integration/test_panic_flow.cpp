@@ -266,3 +266,31 @@ TEST_CASE("a status for an alert the hub does not know is refused with UNKNOWN_A
   REQUIRE(e->has_error());
   CHECK(e->error().code() == v1::UNKNOWN_ALERT);
 }
+
+TEST_CASE("an alert past its own expiry stops escalating") {
+  Town town([](server::HubConfig& c) { c.escalation_interval = 200ms; });
+  auto sender = town.device("shop-chatham-1");
+  auto coordinator = town.device("coord-1");
+  town.wait_sessions(2);
+  v1::Envelope e;
+  auto* p = e.mutable_panic();
+  p->set_alert_id("shop-chatham-1:41");
+  p->set_device_seq(41);
+  p->set_pressed_at_ms(now_ms());
+  p->set_expires_at_ms(now_ms() + 300);  // expires between the first and second escalation
+  sender->send(e);
+  REQUIRE(got_accepted(*sender, "shop-chatham-1:41"));
+  auto seen = coordinator->drain(1200ms);
+  const auto escalated = std::count_if(seen.begin(), seen.end(), [](const v1::Envelope& x) {
+    return x.has_panic() && x.panic().escalated();
+  });
+  CHECK(escalated == 1);
+}
+
+TEST_CASE("a certificate for a town the hub does not serve is refused") {
+  Town town([](server::HubConfig& c) { c.towns = {"chatham"}; });
+  TestDevice strood(town.pki.dir(), "shop-strood-1", town.hub->address());
+  CHECK_THROWS_AS(strood.connect(), client::ClientError);
+  auto chatham = town.device("shop-chatham-1");  // still served
+  CHECK(town.hub->hub->stats().handshake_failures >= 1);
+}

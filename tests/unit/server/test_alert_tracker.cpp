@@ -362,3 +362,26 @@ TEST_CASE("prune forgets alerts accepted more than retain ago, whatever their st
 
 }  // namespace
 }  // namespace saferlink::server
+
+namespace saferlink::server {
+namespace {
+
+TEST_CASE("an expired open alert stops escalating and has no deadline") {
+  Fixture f;
+  CHECK(f.tracker.expire(kAlert));
+  CHECK(f.alert().state == State::expired);
+  CHECK_FALSE(f.tracker.next_deadline().has_value());
+  CHECK(f.tracker.due(f.t0 + 60s).empty());
+  CHECK_FALSE(f.tracker.expire(kAlert));  // only an open alert expires
+}
+
+TEST_CASE("an acknowledged alert is not marked expired") {
+  Fixture f;
+  REQUIRE(f.tracker.on_status(kAlert, kCctv, v1::ACKNOWLEDGED, f.t0 + 1s) ==
+          StatusResult::first_ack);
+  CHECK_FALSE(f.tracker.expire(kAlert));
+  CHECK(f.alert().state == State::acknowledged);
+}
+
+}  // namespace
+}  // namespace saferlink::server
