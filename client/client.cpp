@@ -114,11 +114,13 @@ awaitable<v1::Welcome> Client::connect() {
   Connection::Options connection_options;
   impl->connection = std::make_shared<Connection>(std::move(stream), connection_options,
                                                   "client " + options.id);
+  // Named, not a temporary lambda in the call: GCC 12 destroys such temporaries passed to a
+  // coroutine twice.
+  Connection::Handler on_message = [weak = std::weak_ptr<Impl>(impl)](v1::Envelope&& e) {
+    if (auto self = weak.lock()) self->deliver(std::move(e));
+  };
   asio::co_spawn(
-      impl->executor,
-      impl->connection->run([weak = std::weak_ptr<Impl>(impl)](v1::Envelope&& e) {
-        if (auto self = weak.lock()) self->deliver(std::move(e));
-      }),
+      impl->executor, impl->connection->run(std::move(on_message)),
       [impl](std::exception_ptr error) {
         impl->ended = true;
         impl->ending = "connection to the hub closed";

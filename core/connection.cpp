@@ -55,6 +55,8 @@ awaitable<void> Connection::run(Handler on_message) {
   } catch (...) {
     ending = std::current_exception();
   }
+  // The handler usually holds what holds this connection: drop it to break the cycle.
+  on_message_ = nullptr;
   // Several parts usually end at once (each ends by throwing); `&&` nests them in
   // multiple_exceptions. The first one says why.
   for (;;) {

@@ -233,14 +233,15 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
   spdlog::info("session {}: connected {} from {} (role {}, town {}, member \"{}\")", session_id,
                identity->id, peer, to_string(identity->role), identity->town, identity->member);
 
-  auto handler = std::make_shared<SessionHandler>(
-      hub, Hub::SessionRef{session_id, *identity, connection});
+  // The handler lives in this coroutine frame; the connection calls it only while run() below
+  // is running, so a plain pointer suffices and no ownership cycle forms.
+  SessionHandler handler(hub, Hub::SessionRef{session_id, *identity, connection});
   std::string ending;
   bool expected = true;
   try {
     // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries
     // twice (a use-after-free seen under valgrind).
-    Connection::Handler on_message = [handler](v1::Envelope&& e) { (*handler)(std::move(e)); };
+    Connection::Handler on_message = [h = &handler](v1::Envelope&& e) { (*h)(std::move(e)); };
     co_await connection->run(std::move(on_message));
   } catch (const ConnectionEnded& e) {
     ending = e.what();
@@ -252,7 +253,7 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
     ending = e.what();
     expected = false;
   }
-  if (handler->attached()) hub.detach(session_id);
+  if (handler.attached()) hub.detach(session_id);
   boost::system::error_code ignored;
   connection->stream().lowest_layer().close(ignored);
   if (expected) {
