@@ -112,6 +112,8 @@ awaitable<v1::Welcome> Client::connect() {
   }
 
   Connection::Options connection_options;
+  // Query results (lists, exports) can be larger than what the hub accepts from devices.
+  connection_options.max_frame_bytes = kMaxResultFrameBytes;
   impl->connection = std::make_shared<Connection>(std::move(stream), connection_options,
                                                   "client " + options.id);
   // Named, not a temporary lambda in the call: GCC 12 destroys such temporaries passed to a

@@ -1,10 +1,14 @@
 #include "client/commands.hpp"
 
+#include "core/forms.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <ostream>
@@ -223,6 +227,89 @@ int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostrea
         client.close();
         co_return 0;
       }
+    }
+  });
+}
+
+int run_report(const ClientOptions& options, const std::string& form_json_text, bool json,
+               std::ostream& out, std::ostream& err) {
+  auto parsed = forms::form_from_json(form_json_text);
+  if (!parsed) {
+    err << "saferlink: the form is not valid: " << parsed.error << std::endl;
+    return 1;
+  }
+  v1::Envelope envelope;
+  *envelope.mutable_form() = forms::to_wire(*parsed.form);
+  const std::string form_id = parsed.form->form_id;
+  out << form_id << std::endl;
+  return run_command(err, [&]() -> awaitable<int> {
+    // A lost connection before the confirmation: connect again and send the same form (same
+    // form_id: the hub answers a retry with the same confirmation and stores it once).
+    for (int attempt = 1;; ++attempt) {
+      try {
+        Client client(co_await asio::this_coro::executor, options);
+        co_await client.connect();
+        const std::uint64_t id = client.send(envelope);
+        for (;;) {
+          auto e = co_await client.next(options.connect_timeout * 3);
+          if (!e) throw ClientError("the hub did not confirm the form in time");
+          if (e->has_error() && e->error().in_reply_to() == id) {
+            err << "saferlink: form refused: " << e->error().message() << std::endl;
+            if (e->error().code() == v1::STORE_FAILED) break;
+            co_return 1;
+          }
+          if (e->has_form_confirmed() && e->form_confirmed().form_id() == form_id) {
+            if (json) {
+              out << event_json(*e, now_ms()) << std::endl;
+            } else {
+              out << "confirmed " << e->form_confirmed().confirmation()
+                  << (e->form_confirmed().duplicate() ? " (already filed earlier)" : "")
+                  << std::endl;
+            }
+            client.close();
+            co_return 0;
+          }
+        }
+      } catch (const ClientSetupError&) {
+        throw;
+      } catch (const ClientError& e) {
+        if (attempt >= 5) throw;
+        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+      }
+      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  });
+}
+
+int run_query(const ClientOptions& options, const std::string& op, const std::string& args_json,
+              bool json, std::ostream& out, std::ostream& err) {
+  v1::Envelope envelope;
+  envelope.mutable_query()->set_op(op);
+  envelope.mutable_query()->set_args_json(args_json);
+  return run_command(err, [&]() -> awaitable<int> {
+    Client client(co_await asio::this_coro::executor, options);
+    co_await client.connect();
+    const std::uint64_t id = client.send(envelope);
+    for (;;) {
+      auto e = co_await client.next(options.connect_timeout * 6);
+      if (!e) throw ClientError("the hub did not answer in time");
+      if (e->has_error() && e->error().in_reply_to() == id) {
+        err << "saferlink: " << e->error().message() << std::endl;
+        co_return 1;
+      }
+      if (!e->has_query_result() || e->query_result().in_reply_to() != id) continue;
+      const auto result = nlohmann::json::parse(e->query_result().result_json(), nullptr, false);
+      if (result.is_discarded()) throw ClientError("the hub answered with malformed JSON");
+      if (json && result.is_array()) {
+        for (const auto& item : result) out << item.dump() << std::endl;
+      } else if (json) {
+        out << result.dump() << std::endl;
+      } else {
+        out << result.dump(2) << std::endl;
+      }
+      client.close();
+      co_return 0;
     }
   });
 }

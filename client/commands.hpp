@@ -36,4 +36,15 @@ struct ListenArgs {
 int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostream& out,
                std::ostream& err);
 
+// Files an incident information form (a JSON file in the shape of
+// docs/examples/incident-form.json); prints the form id, then the hub's confirmation. Exit 0
+// only once the hub has committed it. Retries with the same form id after a lost connection.
+int run_report(const ClientOptions& options, const std::string& form_json_text, bool json,
+               std::ostream& out, std::ostream& err);
+
+// Sends one Query (op + JSON object of arguments) and prints the result: with `json`, one JSON
+// object per line (an array result is printed one element per line); otherwise indented JSON.
+int run_query(const ClientOptions& options, const std::string& op, const std::string& args_json,
+              bool json, std::ostream& out, std::ostream& err);
+
 }  // namespace saferlink::client

@@ -143,6 +143,13 @@ std::string event_json(const v1::Envelope& e, std::int64_t received_at_ms) {
     case v1::Envelope::kReceipt:
       j["in_reply_to"] = e.receipt().in_reply_to();
       break;
+    case v1::Envelope::kFormConfirmed:
+      j["form_id"] = e.form_confirmed().form_id();
+      j["status"] = "confirmed";
+      j["confirmation"] = e.form_confirmed().confirmation();
+      j["duplicate"] = e.form_confirmed().duplicate();
+      j["hub_received_at_ms"] = e.form_confirmed().received_at_ms();
+      break;
     default:
       break;
   }

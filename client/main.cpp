@@ -1,9 +1,12 @@
 // saferlink: the scriptable handheld. Parses options and calls client/commands.
 #include "client/commands.hpp"
+#include "client/coord_cli.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 int main(int argc, char** argv) {
   using namespace saferlink::client;
@@ -44,6 +47,17 @@ int main(int argc, char** argv) {
   listen_cmd->add_option("--count", listen.count, "exit after this many events");
   listen_cmd->add_option("--seconds", listen.seconds, "exit after this many seconds");
 
+  std::string form_file;
+  bool report_json = false;
+  auto* report_cmd = app.add_subcommand("report", "file an incident information form");
+  report_cmd->add_option("FORM_JSON", form_file, "the form (see docs/examples/incident-form.json)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  report_cmd->add_flag("--json", report_json, "the confirmation as a JSON object");
+
+  std::function<int()> coord_command;
+  add_coord_commands(app, options, &coord_command);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -56,5 +70,16 @@ int main(int argc, char** argv) {
   if (cancel_cmd->parsed()) return run_cancel(options, alert_id, reason, std::cout, std::cerr);
   if (ack_cmd->parsed()) return run_ack(options, alert_id, status, std::cout, std::cerr);
   if (listen_cmd->parsed()) return run_listen(options, listen, std::cout, std::cerr);
+  if (report_cmd->parsed()) {
+    std::ifstream in(form_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      std::cerr << "saferlink: cannot read " << form_file << "\n";
+      return 1;
+    }
+    return run_report(options, text.str(), report_json, std::cout, std::cerr);
+  }
+  if (coord_command) return coord_command();
   return 1;
 }

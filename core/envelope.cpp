@@ -20,7 +20,15 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kHeartbeat:
     case v1::Envelope::kError:
     case v1::Envelope::kReceipt:
+    case v1::Envelope::kFormConfirmed:
+    case v1::Envelope::kUploadStatus:
       return Priority::control;
+    case v1::Envelope::kUploadChunk:
+      return Priority::bulk;
+    case v1::Envelope::kForm:
+    case v1::Envelope::kUploadBegin:
+    case v1::Envelope::kQuery:
+    case v1::Envelope::kQueryResult:
     case v1::Envelope::BODY_NOT_SET:
       break;
   }
@@ -57,7 +65,14 @@ std::string_view body_name(v1::Envelope::BodyCase body) {
     case v1::Envelope::kHeartbeat: return "heartbeat";
     case v1::Envelope::kError: return "error";
     case v1::Envelope::kReceipt: return "receipt";
-    case v1::Envelope::BODY_NOT_SET: return "empty";
+    case v1::Envelope::kForm: return "form";
+    case v1::Envelope::kFormConfirmed: return "form_confirmed";
+    case v1::Envelope::kUploadBegin: return "upload_begin";
+    case v1::Envelope::kUploadChunk: return "upload_chunk";
+    case v1::Envelope::kUploadStatus: return "upload_status";
+    case v1::Envelope::kQuery: return "query";
+    case v1::Envelope::kQueryResult: return "query_result";
+    case v1::Envelope::BODY_NOT_SET: return "empty envelope";
   }
   return "unknown";
 }

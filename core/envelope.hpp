@@ -13,6 +13,11 @@ namespace saferlink {
 
 inline constexpr std::uint32_t kProtocolVersion = 1;
 
+// The largest frame a client accepts from the hub (a query result); the hub refuses to send a
+// larger one and asks for a narrower query instead. Devices' frames to the hub are capped by
+// the hub's own max_frame_bytes (64 KiB by default).
+inline constexpr std::uint32_t kMaxResultFrameBytes = 4 * 1024 * 1024;
+
 // An encoded frame (length prefix + envelope), shared by every recipient of a broadcast.
 using Frame = std::shared_ptr<const std::string>;
 

@@ -23,6 +23,7 @@ if [ ! -f "$DEMO/ca/ca.crt" ]; then
   "$CA" issue --dir "$DEMO/ca" --role police --town chatham --member "Kent Police" --id police-chatham-01 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role police --town strood --member "Kent Police" --id police-strood-01 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role coordinator --town all --member "Safer Medway Partnership" --id coord-01 >/dev/null
+  "$CA" issue --dir "$DEMO/ca" --role coordinator --town all --member "Safer Medway Partnership" --id coord-02 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "Boots, Pentagon Centre" --id shop-chatham-01 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "WHSmith, High Street" --id shop-chatham-02 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "Superdrug, High Street" --id shop-chatham-03 >/dev/null
@@ -37,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-"$HUB" --certs "$DEMO/ca" --db "$DEMO/saferlink.db" --listen "127.0.0.1:$PORT" \
+"$HUB" --certs "$DEMO/ca" --db "$DEMO/saferlink.db" --listen "127.0.0.1:$PORT" --seed-demo \
   >"$DEMO/logs/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
@@ -73,6 +74,11 @@ if [ "$MODE" = "--smoke" ]; then
   if grep -q "$ALERT" "$DEMO/logs/shop-strood-01.log"; then
     echo "a Strood shop heard a Chatham alert" >&2; exit 1
   fi
+  # The seeded intelligence store answers a coordinator.
+  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id coord-01 coord prolific --limit 3 --json \
+    >"$DEMO/logs/prolific.out"
+  [ "$(wc -l <"$DEMO/logs/prolific.out")" -eq 3 ] || { echo "no prolific offenders" >&2; exit 1; }
+  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id coord-01 coord audit verify --json | grep -q '"ok":true'
   echo "demo smoke run passed"
   exit 0
 fi
@@ -96,6 +102,14 @@ Answer it as the CCTV operator, then as police (the panic terminal shows each):
 
 Leave one unanswered for 15 s to see it escalate to every town and the coordinator.
 Or listen yourself: $cli --id coord-01 listen --json
+
+The intelligence store holds a generated partnership (incidents, profiles, notices):
+  $cli --id coord-01 coord prolific
+  $cli --id coord-01 coord candidates
+  $cli --id coord-01 coord notice list --state active
+  $cli --id coord-01 coord profiles show 1
+  $cli --id coord-02 coord notice approve NOTICE_ID --reason "board agreed"   (two-person rule)
+  $cli --id coord-01 coord audit verify
 
 Hub log follows; Ctrl-C stops everything.
 MSG

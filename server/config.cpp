@@ -59,6 +59,10 @@ class Reader {
         config.certs = string_value(node, key);
       } else if (key == "db") {
         config.db = string_value(node, key);
+      } else if (key == "blobs") {
+        config.blobs = string_value(node, key);
+      } else if (key == "retention") {
+        read_retention(table_value(node, key), config);
       } else if (key == "towns") {
         config.towns = towns_value(node, key);
       } else if (key == "threads") {
@@ -76,6 +80,21 @@ class Reader {
   }
 
  private:
+  void read_retention(const toml::table& table, HubConfig& config) const {
+    for (auto&& [k, node] : table) {
+      const std::string key = "retention." + std::string(k.str());
+      if (k.str() == "forms_and_profiles_days") {
+        config.retention = std::chrono::days(unsigned_value<unsigned>(node, key));
+      } else if (k.str() == "purge_interval_ms") {
+        config.purge_interval = ms_value(node, key);
+      } else if (k.str() == "maintenance_interval_ms") {
+        config.maintenance_interval = ms_value(node, key);
+      } else {
+        unknown(key);
+      }
+    }
+  }
+
   void read_alerts(const toml::table& table, HubConfig& config) const {
     for (auto&& [k, node] : table) {
       const std::string key = "alerts." + std::string(k.str());
@@ -296,6 +315,13 @@ void validate(const HubConfig& config) {
   require_positive(config.idle_timeout, "timeouts.idle_ms");
   require_positive(config.write_timeout, "timeouts.write_ms");
   require_positive(config.crl_poll_interval, "timeouts.crl_poll_ms");
+  require_positive(config.maintenance_interval, "retention.maintenance_interval_ms");
+  if (config.purge_interval.count() <= 0) {
+    throw ConfigError("retention.purge_interval_ms must be positive");
+  }
+  if (config.retention.count() <= 0) {
+    throw ConfigError("retention.forms_and_profiles_days must be positive");
+  }
   if (config.idle_timeout <= config.heartbeat_interval) {
     throw ConfigError("timeouts.idle_ms (" + std::to_string(config.idle_timeout.count()) +
                       ") must be greater than timeouts.heartbeat_ms (" +

@@ -19,6 +19,10 @@ struct HubConfig {
   std::string listen = "127.0.0.1:7443";        // device port, HOST:PORT (port 0: any)
   std::filesystem::path certs = "certs";        // CA dir: ca.crt, crl.pem, issued/hub.{crt,key}
   std::filesystem::path db = "saferlink.db";
+  std::filesystem::path blobs;                  // image files; empty: "blobs" beside the db
+  std::chrono::milliseconds maintenance_interval{60'000};  // notice expiry and reminders
+  std::chrono::milliseconds purge_interval{std::chrono::hours(24)};
+  std::chrono::milliseconds retention{std::chrono::days(730)};  // forms and profiles
   std::vector<std::string> towns;               // empty: the five Medway towns
   std::chrono::milliseconds escalation_interval{15'000};
   std::chrono::milliseconds cancel_window{30'000};

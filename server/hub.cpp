@@ -4,6 +4,10 @@
 #include "core/tls.hpp"
 #include "core/towns.hpp"
 #include "server/alert_store.hpp"
+#include "core/forms.hpp"
+#include "server/intel_store.hpp"
+#include "server/notice_store.hpp"
+#include "server/queries.hpp"
 #include "server/routing.hpp"
 #include "server/session.hpp"
 
@@ -81,6 +85,7 @@ Hub::Hub(HubConfig config)
       acceptor_(io_),
       crl_timer_(strand_),
       escalation_timer_(strand_),
+      maintenance_timer_(strand_),
       tracker_(AlertTracker::Options{config_.escalation_interval, config_.cancel_window,
                                      std::chrono::hours(12)}) {
   validate(config_);
@@ -146,6 +151,8 @@ void Hub::start() {
   asio::post(strand_, [this] {
     rearm_escalation();
     poll_crl();
+    last_purge_ms_ = now_ms();  // the first scheduled purge comes one purge interval after start
+    run_maintenance();
   });
   const unsigned n = std::max(1u, config_.threads);
   for (unsigned i = 0; i < n; ++i) {
@@ -183,6 +190,7 @@ void Hub::stop() {
     acceptor_.close(ignored);
     crl_timer_.cancel();
     escalation_timer_.cancel();
+    maintenance_timer_.cancel();
     for (auto& [id, session] : sessions_) session.connection->abort("hub stopping");
     closed.set_value();
   });
@@ -575,6 +583,166 @@ void Hub::apply_crl(std::set<std::string> revoked) {
   }
   spdlog::info("CRL loaded: {} revoked certificate(s), {} live session(s) dropped",
                revoked_.size(), dropped);
+}
+
+}  // namespace saferlink::server
+
+namespace saferlink::server {
+
+namespace {
+
+std::string reason_of(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+}  // namespace
+
+void Hub::on_form(const SessionRef& from, std::uint64_t msg_id, const v1::IncidentForm& wire) {
+  auto parsed = forms::from_wire(wire);
+  if (!parsed) {
+    ++refusals_;
+    v1::Envelope reply = make_error(msg_id, v1::INVALID, parsed.error);
+    from.connection->send(reply);
+    return;
+  }
+  const forms::IncidentForm form = std::move(*parsed.form);
+  const std::int64_t now = now_ms();
+  if (auto bad = forms::validate(form, from.identity, towns_, now)) {
+    ++refusals_;
+    v1::Envelope reply = make_error(msg_id, v1::INVALID, *bad);
+    from.connection->send(reply);
+    return;
+  }
+  auto result = std::make_shared<intel::InsertResult>();
+  store_->submit(
+      [form, from, now, result](SQLite::Database& db) {
+        *result = intel::insert_form(db, form, from.identity, now);
+      },
+      [from, msg_id, form_id = form.form_id, now, result](std::exception_ptr error) {
+        // Store thread; Connection::send is thread-safe.
+        v1::Envelope reply;
+        if (error) {
+          spdlog::error("form {} from {}: {}", form_id, from.identity.id, reason_of(error));
+          reply = make_error(msg_id, v1::STORE_FAILED, "could not store the form; retry");
+        } else if (result->outcome == intel::InsertOutcome::refused) {
+          reply = make_error(msg_id, v1::INVALID, result->error);
+        } else {
+          auto* confirmed = reply.mutable_form_confirmed();
+          confirmed->set_form_id(form_id);
+          confirmed->set_confirmation(result->confirmation);
+          confirmed->set_received_at_ms(now);
+          confirmed->set_duplicate(result->outcome == intel::InsertOutcome::duplicate);
+          spdlog::info("form {} from {} ({}) {}", form_id, from.identity.id, from.identity.town,
+                       confirmed->duplicate() ? "repeated: confirmed again" : "stored");
+        }
+        from.connection->send(reply);
+      });
+}
+
+void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query) {
+  queries::Context context;
+  context.actor = from.identity;
+  context.now_ms = now_ms();
+  context.notice_options.towns = towns_;
+  context.retention.forms_and_profiles_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
+  auto answer = std::make_shared<queries::Answer>();
+  auto refusal = std::make_shared<std::optional<queries::QueryError>>();
+  store_->submit(
+      [query, context, answer, refusal](SQLite::Database& db) {
+        try {
+          *answer = queries::run(db, query.op(), query.args_json(), context);
+        } catch (const queries::QueryError& e) {
+          // A refusal is an answer, not a failed job: whatever the op wrote (its audit row of
+          // a refused read, say) still commits.
+          *refusal = e;
+        }
+      },
+      [this, from, msg_id, op = query.op(), answer, refusal](std::exception_ptr error) {
+        v1::Envelope reply;
+        if (error) {
+          spdlog::error("query {} from {}: {}", op, from.identity.id, reason_of(error));
+          reply = make_error(msg_id, v1::STORE_FAILED, "the store failed: " + reason_of(error));
+        } else if (*refusal) {
+          ++refusals_;
+          spdlog::info("query {} from {} refused: {}", op, from.identity.id, (*refusal)->what());
+          reply = make_error(msg_id, (*refusal)->code, (*refusal)->what());
+        } else if (answer->json.size() + 1024 > kMaxResultFrameBytes) {
+          reply = make_error(msg_id, v1::INVALID,
+                             "the answer is too large (" + std::to_string(answer->json.size()) +
+                                 " bytes); narrow the query (limit, since, town)");
+        } else {
+          reply.mutable_query_result()->set_in_reply_to(msg_id);
+          reply.mutable_query_result()->set_result_json(std::move(answer->json));
+        }
+        from.connection->send(reply);
+        if (!error && !*refusal) delete_blob_files(answer->delete_blobs);
+      });
+}
+
+void Hub::delete_blob_files(const std::vector<std::string>& sha256s) {
+  const auto root = config_.blobs.empty() ? config_.db.parent_path() / "blobs" : config_.blobs;
+  for (const auto& sha : sha256s) {
+    if (sha.size() != 64) continue;
+    std::error_code ec;
+    std::filesystem::remove(root / sha.substr(0, 2) / sha, ec);
+    if (ec) spdlog::warn("could not delete image file {}: {}", sha, ec.message());
+  }
+}
+
+void Hub::run_maintenance() {
+  if (stopped_) return;
+  const std::int64_t now = now_ms();
+  const bool purge_due =
+      now - last_purge_ms_ >=
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.purge_interval).count();
+  if (purge_due) last_purge_ms_ = now;
+  notices::Options notice_options;
+  notice_options.towns = towns_;
+  intel::RetentionOptions retention;
+  retention.forms_and_profiles_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
+  auto deleted = std::make_shared<std::vector<std::string>>();
+  store_->submit(
+      [now, notice_options, retention, purge_due, deleted](SQLite::Database& db) {
+        const auto due = notice_store::run_due(db, now, notice_options);
+        for (const auto& n : due.expired) {
+          spdlog::info("notice {} expired", n.id);
+        }
+        for (const auto& n : due.reminded) {
+          spdlog::warn("notice {} is due for its 6-month review", n.id);
+        }
+        if (purge_due) {
+          const auto report =
+              intel::purge(db, now, retention, false, notice_store::hub_identity());
+          if (report.ok()) {
+            *deleted = report.value->blobs;
+            spdlog::info("scheduled purge: {} form(s), {} profile(s), {} notice photo(s), {} "
+                         "image(s) removed",
+                         report.value->forms.size(), report.value->profiles.size(),
+                         report.value->notice_photos.size(), report.value->blobs.size());
+          } else {
+            spdlog::error("scheduled purge refused: {}", report.status.error);
+          }
+        }
+      },
+      [this, deleted](std::exception_ptr error) {
+        if (error) {
+          spdlog::error("maintenance failed: {}", reason_of(error));
+          return;
+        }
+        delete_blob_files(*deleted);
+      });
+  maintenance_timer_.expires_after(config_.maintenance_interval);
+  maintenance_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) run_maintenance();
+  });
 }
 
 }  // namespace saferlink::server

@@ -85,6 +85,12 @@ class Hub {
   void on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::PanicAlert& panic);
   void on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::CancelAlert& cancel);
   void on_status(const SessionRef& from, std::uint64_t msg_id, const v1::RecipientStatus& status);
+  // An incident form that passed validation (session strand): stored, then FormConfirmed.
+  void on_form(const SessionRef& from, std::uint64_t msg_id, const v1::IncidentForm& form);
+  // A query to the intelligence store (server/queries.hpp): run on the store thread, then
+  // QueryResult or Error.
+  void on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query);
+  const std::vector<std::string>& towns() const { return towns_; }
   void count_refusal() { ++refusals_; }
   void count_handshake_failure() { ++handshake_failures_; }
   const HubConfig& config() const { return config_; }
@@ -105,6 +111,8 @@ class Hub {
   void poll_crl();                                                          // [hub strand]
   void apply_crl(std::set<std::string> revoked);                            // [hub strand]
   void restore_open_alerts();  // constructor only
+  void run_maintenance();  // [hub strand] notice expiries, review reminders, scheduled purge
+  void delete_blob_files(const std::vector<std::string>& sha256s);  // any thread
   void record_event(const std::string& alert_id, const std::string& kind, const Identity& by,
                     std::uint32_t round);
 
@@ -124,6 +132,8 @@ class Hub {
   std::filesystem::file_time_type crl_mtime_{};      // [hub strand]
   boost::asio::steady_timer crl_timer_;              // [hub strand]
   boost::asio::steady_timer escalation_timer_;       // [hub strand]
+  boost::asio::steady_timer maintenance_timer_;      // [hub strand]
+  std::int64_t last_purge_ms_ = 0;                   // [hub strand]
   std::map<std::uint64_t, SessionRef> sessions_;     // [hub strand]
   std::unordered_multimap<std::string, std::uint64_t> sessions_by_device_;  // [hub strand]
   AlertTracker tracker_;                             // [hub strand]

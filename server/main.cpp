@@ -1,5 +1,6 @@
 // saferlink-hub: parses options, builds the Hub, runs it until SIGINT/SIGTERM.
 #include "server/config.hpp"
+#include "server/demo_seed.hpp"
 #include "server/hub.hpp"
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   std::optional<long> cancel_ms;
   std::optional<unsigned> threads;
   bool verbose = false;
+  bool seed_demo = false;
   app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "device port HOST:PORT (port 0 picks a free port)");
   app.add_option("--certs", certs, "CA directory: ca.crt, crl.pem, issued/hub.crt, issued/hub.key");
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
   app.add_option("--cancel-window-ms", cancel_ms, "how long after acceptance a cancel is allowed");
   app.add_option("--threads", threads, "network threads");
   app.add_flag("-v,--verbose", verbose, "log debug detail");
+  app.add_flag("--seed-demo", seed_demo,
+               "fill an empty database with a generated demo partnership (for ./run demo)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -50,6 +54,16 @@ int main(int argc, char** argv) {
     if (threads) config.threads = *threads;
     validate(config);
     Hub hub(config);
+    if (seed_demo) {
+      SeedReport report;
+      hub.store().run_sync([&](SQLite::Database& db) {
+        report = saferlink::server::seed_demo(db, hub.towns(), saferlink::now_ms());
+      });
+      if (report.forms > 0) {
+        spdlog::info("demo data: {} incident forms, {} profiles, {} notices", report.forms,
+                     report.profiles, report.notices);
+      }
+    }
     hub.start();
     // The bound address on stdout, one line, for scripts that started us on port 0.
     std::cout << "listening " << hub.port() << std::endl;

@@ -47,6 +47,136 @@ CREATE TABLE alert_events (
 );
 CREATE INDEX alert_events_alert_id ON alert_events (alert_id);
 )sql",
+    // 2: the intelligence store: incident forms, images, offender profiles, exclusion notices
+    // and the hash-chained audit log (docs/data-model.md). Images live in files named by their
+    // SHA-256 (server/blob_store); `blobs` records what is held.
+    R"sql(
+CREATE TABLE blobs (
+  sha256       TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+  mime         TEXT NOT NULL CHECK (mime IN ('image/jpeg', 'image/png', 'image/webp')),
+  size         INTEGER NOT NULL CHECK (size > 0),
+  stored_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE incident_forms (
+  form_id           TEXT PRIMARY KEY,
+  reporter_id       TEXT NOT NULL,
+  reporter_role     TEXT NOT NULL,
+  reporter_member   TEXT NOT NULL,
+  town              TEXT NOT NULL,
+  premises          TEXT NOT NULL,
+  occurred_at_ms    INTEGER NOT NULL,
+  category          TEXT NOT NULL CHECK (category IN ('theft_from_shop', 'violence_or_threats',
+                      'anti_social_behaviour', 'criminal_damage', 'fraud_or_counterfeit', 'other')),
+  description       TEXT NOT NULL,
+  goods             TEXT NOT NULL DEFAULT '',
+  value_pence       INTEGER NOT NULL DEFAULT 0 CHECK (value_pence >= 0),
+  police_ref        TEXT NOT NULL DEFAULT '',
+  unknown_offenders TEXT NOT NULL DEFAULT '[]',
+  received_at_ms    INTEGER NOT NULL,
+  reviewed_at_ms    INTEGER,
+  reviewed_by       TEXT
+);
+CREATE INDEX incident_forms_town_time ON incident_forms (town, occurred_at_ms);
+CREATE INDEX incident_forms_time ON incident_forms (occurred_at_ms);
+
+CREATE TABLE form_stills (
+  form_id  TEXT NOT NULL REFERENCES incident_forms (form_id) ON DELETE CASCADE,
+  sha256   TEXT NOT NULL REFERENCES blobs (sha256),
+  position INTEGER NOT NULL,
+  PRIMARY KEY (form_id, sha256)
+);
+CREATE INDEX form_stills_sha256 ON form_stills (sha256);
+
+CREATE TABLE profiles (
+  profile_id    INTEGER PRIMARY KEY,
+  name          TEXT NOT NULL,
+  description   TEXT NOT NULL DEFAULT '',
+  violent       INTEGER NOT NULL DEFAULT 0 CHECK (violent IN (0, 1)),
+  weapons       INTEGER NOT NULL DEFAULT 0 CHECK (weapons IN (0, 1)),
+  merged_into   INTEGER REFERENCES profiles (profile_id),
+  created_at_ms INTEGER NOT NULL,
+  created_by    TEXT NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE profile_aliases (
+  profile_id INTEGER NOT NULL REFERENCES profiles (profile_id) ON DELETE CASCADE,
+  alias      TEXT NOT NULL,
+  PRIMARY KEY (profile_id, alias)
+);
+
+CREATE TABLE profile_photos (
+  profile_id  INTEGER NOT NULL REFERENCES profiles (profile_id) ON DELETE CASCADE,
+  sha256      TEXT NOT NULL REFERENCES blobs (sha256),
+  added_at_ms INTEGER NOT NULL,
+  added_by    TEXT NOT NULL,
+  PRIMARY KEY (profile_id, sha256)
+);
+CREATE INDEX profile_photos_sha256 ON profile_photos (sha256);
+
+CREATE TABLE form_profiles (
+  form_id      TEXT NOT NULL REFERENCES incident_forms (form_id) ON DELETE CASCADE,
+  profile_id   INTEGER NOT NULL REFERENCES profiles (profile_id) ON DELETE CASCADE,
+  linked_at_ms INTEGER NOT NULL,
+  linked_by    TEXT NOT NULL,
+  PRIMARY KEY (form_id, profile_id)
+);
+CREATE INDEX form_profiles_profile ON form_profiles (profile_id);
+
+CREATE TABLE notices (
+  notice_id             INTEGER PRIMARY KEY,
+  profile_id            INTEGER NOT NULL REFERENCES profiles (profile_id) ON DELETE CASCADE,
+  state                 TEXT NOT NULL CHECK (state IN ('proposed', 'approved', 'active',
+                          'disputed', 'expired', 'revoked')),
+  conditions            TEXT NOT NULL,
+  towns                 TEXT NOT NULL,
+  photo_sha256          TEXT REFERENCES blobs (sha256),
+  proposed_by           TEXT NOT NULL,
+  proposed_at_ms        INTEGER NOT NULL,
+  approved_by           TEXT,
+  approved_at_ms        INTEGER,
+  served_at_ms          INTEGER,
+  expires_at_ms         INTEGER,
+  review_due_at_ms      INTEGER,
+  review_reminded_at_ms INTEGER,
+  ended_at_ms           INTEGER,
+  updated_at_ms         INTEGER NOT NULL
+);
+CREATE INDEX notices_profile ON notices (profile_id);
+CREATE INDEX notices_state ON notices (state);
+
+CREATE TABLE notice_incidents (
+  notice_id INTEGER NOT NULL REFERENCES notices (notice_id) ON DELETE CASCADE,
+  form_id   TEXT NOT NULL REFERENCES incident_forms (form_id) ON DELETE CASCADE,
+  PRIMARY KEY (notice_id, form_id)
+);
+
+CREATE TABLE notice_events (
+  id         INTEGER PRIMARY KEY,
+  notice_id  INTEGER NOT NULL REFERENCES notices (notice_id) ON DELETE CASCADE,
+  from_state TEXT,
+  to_state   TEXT NOT NULL,
+  by_id      TEXT NOT NULL,
+  at_ms      INTEGER NOT NULL,
+  reason     TEXT NOT NULL
+);
+CREATE INDEX notice_events_notice ON notice_events (notice_id);
+
+CREATE TABLE audit_log (
+  seq         INTEGER PRIMARY KEY,
+  at_ms       INTEGER NOT NULL,
+  actor_id    TEXT NOT NULL,
+  actor_role  TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  object_type TEXT NOT NULL,
+  object_id   TEXT NOT NULL,
+  detail      TEXT NOT NULL DEFAULT '',
+  prev_hash   TEXT NOT NULL CHECK (length(prev_hash) = 64),
+  hash        TEXT NOT NULL CHECK (length(hash) = 64)
+);
+CREATE INDEX audit_log_object ON audit_log (object_type, object_id);
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

@@ -1,5 +1,7 @@
 #include "server/routing.hpp"
 
+#include "core/envelope.hpp"
+
 #include <string>
 
 namespace saferlink::server {
@@ -42,23 +44,6 @@ bool receives_escalated(const Identity& recipient) {
   return false;
 }
 
-std::string body_name(Body body) {
-  switch (body) {
-    case v1::Envelope::kHello: return "hello";
-    case v1::Envelope::kWelcome: return "welcome";
-    case v1::Envelope::kPanic: return "panic";
-    case v1::Envelope::kAccepted: return "accepted";
-    case v1::Envelope::kCancel: return "cancel";
-    case v1::Envelope::kStatus: return "status";
-    case v1::Envelope::kUpdate: return "update";
-    case v1::Envelope::kHeartbeat: return "heartbeat";
-    case v1::Envelope::kError: return "error";
-    case v1::Envelope::kReceipt: return "receipt";
-    case v1::Envelope::BODY_NOT_SET: return "an empty envelope";
-  }
-  return "unknown message " + std::to_string(static_cast<int>(body));
-}
-
 std::string status_name(v1::RecipientStatusKind status) {
   switch (status) {
     case v1::DELIVERED: return "delivered";
@@ -97,10 +82,19 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
       return role == Role::shop;
     case v1::Envelope::kStatus:
       return receives_alerts(role);
+    case v1::Envelope::kForm:
+    case v1::Envelope::kQuery:
+      return receives_alerts(role);  // which forms and which ops: forms::validate, queries
+    case v1::Envelope::kUploadBegin:
+    case v1::Envelope::kUploadChunk:
+      return false;  // not accepted yet: image uploads are wired to the hub in a later step
     case v1::Envelope::kWelcome:
     case v1::Envelope::kAccepted:
     case v1::Envelope::kUpdate:
     case v1::Envelope::kReceipt:
+    case v1::Envelope::kFormConfirmed:
+    case v1::Envelope::kUploadStatus:
+    case v1::Envelope::kQueryResult:
     case v1::Envelope::BODY_NOT_SET:
       return false;
   }
@@ -127,7 +121,7 @@ bool is_responder(Role role) {
 }
 
 std::string refusal_reason(Role role, v1::Envelope::BodyCase body) {
-  return "role " + std::string(to_string(role)) + " may not send " + body_name(body);
+  return "role " + std::string(to_string(role)) + " may not send " + std::string(body_name(body));
 }
 
 std::string refusal_reason(Role role, v1::RecipientStatusKind status) {

@@ -21,6 +21,8 @@ bool receives_panic(const Identity& sender, const Identity& recipient, bool esca
 //   hello, heartbeat, error: everyone
 //   panic, cancel:           shop
 //   status:                  shop, police, cctv, coordinator (which statuses: may_report)
+//   form, query:             shop, police, cctv, coordinator (finer rules: forms::validate,
+//                            server/queries.cpp)
 //   anything else (hub-to-device messages): nobody
 bool may_send(Role role, v1::Envelope::BodyCase body);
 

@@ -74,6 +74,16 @@ class SessionHandler {
         }
         hub_.on_status(ref_, envelope.msg_id(), envelope.status());
         return;
+      case v1::Envelope::kForm:
+        hub_.on_form(ref_, envelope.msg_id(), envelope.form());
+        return;
+      case v1::Envelope::kQuery:
+        if (envelope.query().op().empty() || envelope.query().op().size() > 64) {
+          refuse(envelope.msg_id(), v1::INVALID, "op: required, at most 64 bytes");
+          return;
+        }
+        hub_.on_query(ref_, envelope.msg_id(), envelope.query());
+        return;
       case v1::Envelope::kHeartbeat:
         return;
       case v1::Envelope::kError:

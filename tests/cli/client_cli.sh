@@ -54,6 +54,28 @@ expect_error "shop may not send en_route" "$CLI" --hub "$addr" --certs "$dir/ca"
 [ $? -ne 0 ] || fail "panic --wait ran out but exited 0"
 grep -qx 'shop-1:[0-9]*' <(head -1 "$dir/out") || fail "panic did not print the alert id first"
 ok
+# report: a form from a JSON file, confirmed once committed; a retry gets the same confirmation.
+cat >"$dir/form.json" <<JSON
+{"form_id": "cli-test-0001", "occurred_at": "2026-01-05T10:00:00Z", "town": "chatham",
+ "premises": "Boots, Pentagon Centre", "category": "theft_from_shop",
+ "description": "Took two bottles of perfume", "goods": "perfume", "value_pence": 7800}
+JSON
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form.json" >"$dir/out" 2>"$dir/err" \
+  || fail "report: $(cat "$dir/err")"
+[ "$(head -1 "$dir/out")" = "cli-test-0001" ] || fail "report did not print the form id first"
+first=$(sed -n 2p "$dir/out")
+case "$first" in confirmed\ F-cli-test-0001@*) ok ;; *) fail "report: unexpected '$first'" ;; esac
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form.json" >"$dir/out2" 2>&1 \
+  || fail "report retry"
+grep -q "${first#confirmed } (already filed earlier)" "$dir/out2" || fail "retry confirmation differs"
+ok
+sed 's/theft_from_shop/shoplifting/' "$dir/form.json" >"$dir/bad.json"
+expect_error "form with an unknown category" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/bad.json"
+sed 's/"town": "chatham"/"town": "strood"/; s/cli-test-0001/cli-test-0002/' "$dir/form.json" >"$dir/strood.json"
+expect_error "form for another town" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/strood.json"
+expect_error "a shop asking for coordinator data" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 coord notice list
+expect_error "purge without a mode" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 coord purge
+
 kill -0 "$hubpid" || fail "hub died"
 ok
 echo "$passed passed, 0 failed"

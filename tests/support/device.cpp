@@ -117,6 +117,19 @@ std::uint64_t TestDevice::cancel(const std::string& alert_id) {
   return send(std::move(e));
 }
 
+v1::Envelope TestDevice::query(const std::string& op, const std::string& args_json) {
+  v1::Envelope e;
+  e.mutable_query()->set_op(op);
+  e.mutable_query()->set_args_json(args_json);
+  const std::uint64_t id = send(std::move(e));
+  auto reply = wait_for([id](const v1::Envelope& x) {
+    return (x.has_query_result() && x.query_result().in_reply_to() == id) ||
+           (x.has_error() && x.error().in_reply_to() == id);
+  });
+  if (!reply) throw client::ClientError("no answer to query " + op);
+  return *reply;
+}
+
 std::function<bool(const v1::Envelope&)> is_panic(const std::string& alert_id) {
   return [alert_id](const v1::Envelope& e) {
     return e.has_panic() && e.panic().alert_id() == alert_id;

@@ -39,6 +39,8 @@ class TestDevice {
   std::uint64_t panic(std::uint64_t seq, v1::AlertStatusKind status = v1::ACTUAL);
   std::uint64_t status(const std::string& alert_id, v1::RecipientStatusKind status);
   std::uint64_t cancel(const std::string& alert_id);
+  // Sends a Query and waits for its QueryResult or Error.
+  v1::Envelope query(const std::string& op, const std::string& args_json);
 
   const std::string& id() const { return id_; }
   std::vector<v1::Envelope> seen;

@@ -135,6 +135,13 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       {E::kHeartbeat, true, true, true, true, false},
       {E::kError, true, true, true, true, false},
       {E::kReceipt, false, false, false, false, false},
+      {E::kForm, true, true, true, true, false},
+      {E::kFormConfirmed, false, false, false, false, false},
+      {E::kUploadBegin, false, false, false, false, false},
+      {E::kUploadChunk, false, false, false, false, false},
+      {E::kUploadStatus, false, false, false, false, false},
+      {E::kQuery, true, true, true, true, false},
+      {E::kQueryResult, false, false, false, false, false},
       {E::BODY_NOT_SET, false, false, false, false, false},
   };
   int covered = 0;
@@ -146,7 +153,7 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       ++covered;
     }
   }
-  CHECK(covered == 11 * 5);
+  CHECK(covered == 18 * 5);  // every body case of the envelope, for every role
 }
 
 TEST_CASE("may_report gives delivered and acknowledged to every receiving role and the "
@@ -193,7 +200,7 @@ TEST_CASE("a refusal names the role and the message in lower case") {
   CHECK(refusal_reason(Role::hub, E::kStatus) == "role hub may not send status");
   CHECK(refusal_reason(Role::hub, E::kHeartbeat) == "role hub may not send heartbeat");
   CHECK(refusal_reason(Role::hub, E::kError) == "role hub may not send error");
-  CHECK(refusal_reason(Role::shop, E::BODY_NOT_SET) == "role shop may not send an empty envelope");
+  CHECK(refusal_reason(Role::shop, E::BODY_NOT_SET) == "role shop may not send empty envelope");
 }
 
 TEST_CASE("a status refusal names the role and the status in lower case") {

@@ -1,0 +1,469 @@
+#include "core/image.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+// Test images are built here, byte by byte, so that each test says exactly what it feeds in.
+// They are structurally real (the PNG's IDAT is a genuine zlib stream of stored blocks); the
+// checker never decodes pixels, so the JPEG's and WebP's entropy data are arbitrary.
+
+namespace {
+
+using namespace std::string_literals;
+using saferlink::check_image;
+using saferlink::CheckedImage;
+using saferlink::ImageError;
+
+std::string be16(std::uint32_t v) {
+  return {static_cast<char>((v >> 8) & 0xFF), static_cast<char>(v & 0xFF)};
+}
+std::string be32(std::uint32_t v) { return be16(v >> 16) + be16(v & 0xFFFF); }
+std::string le16(std::uint32_t v) {
+  return {static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF)};
+}
+std::string le24(std::uint32_t v) { return le16(v & 0xFFFF) + static_cast<char>((v >> 16) & 0xFF); }
+std::string le32(std::uint32_t v) { return le16(v & 0xFFFF) + le16(v >> 16); }
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+CheckedImage passed(const saferlink::ImageCheck& result) {
+  if (const auto* error = std::get_if<ImageError>(&result)) FAIL("refused: " << error->reason);
+  return std::get<CheckedImage>(result);
+}
+
+std::string refusal(const saferlink::ImageCheck& result) {
+  if (std::holds_alternative<CheckedImage>(result)) return "(accepted)";
+  return std::get<ImageError>(result).reason;
+}
+
+// ---- PNG ------------------------------------------------------------------------------------
+
+std::uint32_t adler32(std::string_view data) {
+  std::uint32_t a = 1, b = 0;
+  for (char c : data) {
+    a = (a + static_cast<unsigned char>(c)) % 65521;
+    b = (b + a) % 65521;
+  }
+  return b << 16 | a;
+}
+
+// A zlib stream holding `raw` in stored (uncompressed) deflate blocks.
+std::string zlib_stored(std::string_view raw) {
+  std::string out = "\x78\x01"s;
+  std::size_t pos = 0;
+  do {
+    const std::size_t n = std::min<std::size_t>(65535, raw.size() - pos);
+    out.push_back(pos + n == raw.size() ? '\x01' : '\x00');
+    out += le16(static_cast<std::uint32_t>(n)) + le16(~static_cast<std::uint32_t>(n) & 0xFFFF);
+    out.append(raw.substr(pos, n));
+    pos += n;
+  } while (pos < raw.size());
+  return out + be32(adler32(raw));
+}
+
+std::string png_chunk(std::string_view type, std::string_view data) {
+  const std::string body = std::string(type) + std::string(data);
+  return be32(static_cast<std::uint32_t>(data.size())) + body + be32(saferlink::crc32(body));
+}
+
+const std::string kPngSignature = "\x89PNG\r\n\x1a\n"s;
+const std::string kPngText = "Location\0"s + "GPS 51.3890N 0.5050E, Pentagon Centre";
+
+std::string png_ihdr(std::uint32_t width, std::uint32_t height) {
+  return png_chunk("IHDR", be32(width) + be32(height) + "\x08\x02\x00\x00\x00"s);
+}
+
+std::string png_idat(std::uint32_t width, std::uint32_t height) {
+  std::string raw;
+  for (std::uint32_t y = 0; y < height; ++y) {
+    raw.push_back('\0');  // filter: none
+    for (std::uint32_t x = 0; x < width * 3; ++x) raw.push_back(static_cast<char>(x * 7 + y * 13));
+  }
+  return png_chunk("IDAT", zlib_stored(raw));
+}
+
+// An RGB PNG; with metadata it also carries a tEXt (with a place) and a tIME chunk.
+std::string make_png(std::uint32_t width, std::uint32_t height, bool with_metadata) {
+  std::string png = kPngSignature + png_ihdr(width, height);
+  if (with_metadata) png += png_chunk("tEXt", kPngText);
+  png += png_chunk("pHYs", be32(2835) + be32(2835) + "\x01"s);
+  png += png_idat(width, height);
+  if (with_metadata) png += png_chunk("tIME", "\x07\xE8\x03\x0F\x0C\x22\x38"s);
+  return png + png_chunk("IEND", "");
+}
+
+// ---- JPEG -----------------------------------------------------------------------------------
+
+std::string segment(unsigned char marker, std::string_view body) {
+  return "\xFF"s + static_cast<char>(marker) + be16(static_cast<std::uint32_t>(body.size() + 2)) +
+         std::string(body);
+}
+
+// Degrees, minutes, seconds of latitude as the GPS IFD holds them (three RATIONALs).
+const std::string kLatitudeRationals = be32(51) + be32(1) + be32(23) + be32(1) + be32(2034) +
+                                       be32(100);
+
+// An Exif APP1 body: a big-endian TIFF header, IFD0 pointing to a GPS IFD with the latitude.
+std::string exif_with_gps() {
+  std::string tiff = "MM\0\x2A"s + be32(8);
+  // IFD0 at 8: one entry, GPSInfo (0x8825) LONG 1 -> 26.
+  tiff += be16(1) + be16(0x8825) + be16(4) + be32(1) + be32(26) + be32(0);
+  // GPS IFD at 26: GPSLatitudeRef "N", GPSLatitude -> 68, GPSProcessingMethod -> 92.
+  tiff += be16(3);
+  tiff += be16(0x0001) + be16(2) + be32(2) + "N\0\0\0"s;
+  tiff += be16(0x0002) + be16(5) + be32(3) + be32(68);
+  tiff += be16(0x001B) + be16(7) + be32(11) + be32(92);
+  tiff += be32(0);
+  tiff += kLatitudeRationals;   // at 68
+  tiff += "ASCII\0\0\0GPS\0"s;  // at 92
+  return "Exif\0\0"s + tiff;
+}
+
+std::string jpeg_tables_and_frame(std::uint32_t width, std::uint32_t height) {
+  std::string dqt = "\x00"s;
+  for (int i = 1; i <= 64; ++i) dqt.push_back(static_cast<char>(i));
+  std::string dht_dc = "\x00"s + "\x00\x01"s + std::string(14, '\0') + "\x00"s;
+  std::string dht_ac = "\x10"s + "\x00\x01"s + std::string(14, '\0') + "\x00"s;
+  std::string sof = "\x08"s + be16(height) + be16(width) + "\x01"s + "\x01\x11\x00"s;
+  return segment(0xDB, dqt) + segment(0xC0, sof) + segment(0xC4, dht_dc + dht_ac);
+}
+
+const std::string kJfif = segment(0xE0, "JFIF\0\x01\x02\x00\x00\x01\x00\x01\x00\x00"s);
+const std::string kComment = segment(0xFE, "Till 3, Pentagon Centre");
+const std::string kScan = segment(0xDA, "\x01\x01\x00\x00\x3F\x00"s) +
+                          "\x12\x34\xFF\x00\x56\xFF\xD0\x78\x9A\xFF\x00"s;
+const std::string kEoi = "\xFF\xD9"s;
+
+// SOI, APP0 JFIF, [APP1 Exif with GPS, COM], DQT, SOF0, DHT, SOS, entropy data, EOI.
+std::string make_jpeg(bool with_metadata) {
+  std::string jpeg = "\xFF\xD8"s + kJfif;
+  if (with_metadata) jpeg += segment(0xE1, exif_with_gps()) + kComment;
+  return jpeg + jpeg_tables_and_frame(16, 16) + kScan + kEoi;
+}
+
+// ---- WebP -----------------------------------------------------------------------------------
+
+std::string riff_chunk(std::string_view fourcc, std::string_view data) {
+  std::string out = std::string(fourcc) + le32(static_cast<std::uint32_t>(data.size())) +
+                    std::string(data);
+  if (data.size() % 2 != 0) out.push_back('\0');
+  return out;
+}
+
+std::string riff(std::string_view chunks) {
+  return "RIFF" + le32(static_cast<std::uint32_t>(4 + chunks.size())) + "WEBP" +
+         std::string(chunks);
+}
+
+std::string vp8x(std::uint32_t flags, std::uint32_t width, std::uint32_t height) {
+  return riff_chunk("VP8X", std::string(1, static_cast<char>(flags)) + "\0\0\0"s +
+                                le24(width - 1) + le24(height - 1));
+}
+
+std::string vp8l(std::uint32_t width, std::uint32_t height) {
+  return riff_chunk("VP8L",
+                    "\x2F"s + le32((width - 1) | (height - 1) << 14) + "\x07\x00\x3E\x81\x55"s);
+}
+
+const std::string kWebpExif = riff_chunk("EXIF", exif_with_gps());
+const std::string kWebpXmp =
+    riff_chunk("XMP ", "<x:xmpmeta><exif:GPSLatitude>51,23.34N</exif:GPSLatitude></x:xmpmeta>");
+
+// RIFF/WEBP: VP8X (with the EXIF and XMP flags when with_metadata), VP8L, [EXIF, XMP].
+std::string make_webp(bool with_metadata) {
+  const std::uint32_t flags = with_metadata ? 0x08 | 0x04 : 0x00;
+  std::string chunks = vp8x(flags, 16, 8) + vp8l(16, 8);
+  if (with_metadata) chunks += kWebpExif + kWebpXmp;
+  return riff(chunks);
+}
+
+}  // namespace
+
+TEST_CASE("crc32 and sha256_hex give the standard check values") {
+  CHECK(saferlink::crc32("123456789") == 0xCBF43926U);
+  CHECK(saferlink::crc32("") == 0U);
+  CHECK(saferlink::sha256_hex("abc") ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(saferlink::sha256_hex("") ==
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(saferlink::is_sha256_hex(saferlink::sha256_hex("abc")));
+  CHECK_FALSE(saferlink::is_sha256_hex(
+      "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+  CHECK_FALSE(saferlink::is_sha256_hex("ba7816bf"));
+  CHECK_FALSE(saferlink::is_sha256_hex(std::string(63, 'a') + "g"));
+}
+
+TEST_CASE("image check passes a PNG and strips its text and time chunks") {
+  const std::string png = make_png(3, 2, true);
+  const CheckedImage image = passed(check_image(png));
+  CHECK(image.mime == "image/png");
+  CHECK(image.width == 3);
+  CHECK(image.height == 2);
+  CHECK(image.bytes == make_png(3, 2, false));
+  CHECK_FALSE(contains(image.bytes, "GPS"));
+  CHECK(image.removed == std::vector<std::string>{"tEXt", "tIME"});
+}
+
+TEST_CASE("image check passes a JPEG and returns it without its Exif GPS data, still valid") {
+  const std::string jpeg = make_jpeg(true);
+  REQUIRE(contains(jpeg, "GPS"));
+  REQUIRE(contains(jpeg, kLatitudeRationals));
+  const CheckedImage image = passed(check_image(jpeg));
+  CHECK(image.mime == "image/jpeg");
+  CHECK(image.width == 16);
+  CHECK(image.height == 16);
+  CHECK_FALSE(contains(image.bytes, "GPS"));
+  CHECK_FALSE(contains(image.bytes, kLatitudeRationals));
+  CHECK_FALSE(contains(image.bytes, "Exif"));
+  CHECK_FALSE(contains(image.bytes, "Pentagon"));
+  CHECK(contains(image.bytes, "JFIF"));
+  CHECK(image.bytes == make_jpeg(false));
+  CHECK(image.removed == std::vector<std::string>{"APP1 Exif", "COM"});
+
+  const CheckedImage again = passed(check_image(image.bytes));
+  CHECK(again.bytes == image.bytes);
+  CHECK(again.removed.empty());
+}
+
+TEST_CASE("image check keeps a JPEG's ICC profile and Adobe segment, drops XMP, MPF, thumbnail") {
+  const std::string icc = segment(0xE2, "ICC_PROFILE\0\x01\x01profile-bytes"s);
+  const std::string adobe = segment(0xEE, "Adobe\0\x64\x00\x00\x00\x00\x01"s);
+  const std::string xmp = segment(0xE1, "http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>"s);
+  const std::string mpf = segment(0xE2, "MPF\0\x4D\x4D\x00\x2A"s);
+  const std::string jfxx = segment(0xE0, "JFXX\0\x10thumbnail-jpeg"s);
+  const std::string frame = jpeg_tables_and_frame(16, 16) + kScan + kEoi;
+  const std::string jpeg = "\xFF\xD8"s + kJfif + jfxx + icc + xmp + mpf + adobe + frame;
+
+  const CheckedImage image = passed(check_image(jpeg));
+  CHECK(image.bytes == "\xFF\xD8"s + kJfif + icc + adobe + frame);
+  CHECK(image.removed == std::vector<std::string>{"APP0 JFXX", "APP1 XMP", "APP2 MPF"});
+}
+
+TEST_CASE("image check removes the thumbnail from a JPEG's JFIF segment") {
+  const std::string thumbnail =
+      segment(0xE0, "JFIF\0\x01\x02\x00\x00\x01\x00\x01\x02\x01"s + "RGBrgb");
+  const std::string frame = jpeg_tables_and_frame(16, 16) + kScan + kEoi;
+  const CheckedImage image = passed(check_image("\xFF\xD8"s + thumbnail + frame));
+  CHECK(image.bytes == "\xFF\xD8"s + kJfif + frame);
+  CHECK(image.removed == std::vector<std::string>{"JFIF thumbnail"});
+}
+
+TEST_CASE("image check drops whatever follows a JPEG's end-of-image or a PNG's IEND") {
+  const std::string trailer = "\xFF\xD8\xFF\xE1hidden second image with Exif GPS"s;
+  const CheckedImage jpeg = passed(check_image(make_jpeg(false) + trailer));
+  CHECK(jpeg.bytes == make_jpeg(false));
+  CHECK(jpeg.removed == std::vector<std::string>{"data after end-of-image"});
+
+  const CheckedImage png = passed(check_image(make_png(2, 2, false) + "PK\x03\x04zip"s));
+  CHECK(png.bytes == make_png(2, 2, false));
+  CHECK(png.removed == std::vector<std::string>{"data after IEND"});
+}
+
+TEST_CASE("image check follows a JPEG through several scans with tables between them") {
+  const std::string second_scan = segment(0xC4, "\x11\x00\x01"s + std::string(14, '\0') + "\x00"s) +
+                                  segment(0xDA, "\x01\x01\x00\x01\x3F\x00"s) + "\x55\xFF\xD3\x66"s;
+  const std::string jpeg = "\xFF\xD8"s + kJfif + jpeg_tables_and_frame(16, 16) + kScan +
+                           second_scan + kEoi;
+  CHECK(passed(check_image(jpeg)).bytes == jpeg);
+}
+
+TEST_CASE("image check passes a WebP and removes its EXIF and XMP chunks and flags") {
+  const std::string webp = make_webp(true);
+  const CheckedImage image = passed(check_image(webp));
+  CHECK(image.mime == "image/webp");
+  CHECK(image.width == 16);
+  CHECK(image.height == 8);
+  CHECK(image.bytes == make_webp(false));
+  CHECK(image.bytes[20] == '\0');  // VP8X flags: EXIF and XMP bits cleared
+  CHECK_FALSE(contains(image.bytes, "GPS"));
+  CHECK(image.removed == std::vector<std::string>{"EXIF", "XMP", "VP8X EXIF/XMP flags"});
+}
+
+TEST_CASE("image check passes a simple lossy WebP and reads its frame size") {
+  std::string frame = le24(0x10 | (4 << 5)) + "\x9D\x01\x2A"s + le16(40) + le16(30) + "abcd";
+  const CheckedImage image = passed(check_image(riff(riff_chunk("VP8 ", frame))));
+  CHECK(image.width == 40);
+  CHECK(image.height == 30);
+}
+
+TEST_CASE("image check judges by content: a text file renamed .jpg is refused") {
+  CHECK(refusal(check_image("Dear coordinator,\nplease find the photo attached.\n")) ==
+        "not a JPEG, PNG or WebP image");
+  CHECK(refusal(check_image("GIF89a\x01\x00\x01\x00"s)) == "not a JPEG, PNG or WebP image");
+  CHECK(refusal(check_image("RIFF\x04\x00\x00\x00WAVE"s)) == "not a JPEG, PNG or WebP image");
+  CHECK(saferlink::sniff_image_mime(make_png(1, 1, false)) == "image/png");
+  CHECK(saferlink::sniff_image_mime(make_jpeg(false)) == "image/jpeg");
+  CHECK(saferlink::sniff_image_mime(make_webp(false)) == "image/webp");
+}
+
+TEST_CASE("image check refuses an empty file and one over the cap, before reading it") {
+  CHECK(refusal(check_image("")) == "empty file: not an image");
+  const std::string huge(9'437'184, '\0');
+  CHECK(refusal(check_image(huge)) == "image of 9 437 184 bytes exceeds the 8 388 608-byte cap");
+
+  const std::string png = make_png(2, 2, false);
+  CHECK(std::holds_alternative<CheckedImage>(check_image(png, png.size())));
+  CHECK(refusal(check_image(png, png.size() - 1)) ==
+        "image of " + std::to_string(png.size()) + " bytes exceeds the " +
+            std::to_string(png.size() - 1) + "-byte cap");
+}
+
+TEST_CASE("image check refuses every truncation of a JPEG, PNG and WebP") {
+  const std::string jpeg = make_jpeg(true);
+  CHECK(refusal(check_image(jpeg.substr(0, jpeg.size() - 2))) ==
+        "truncated JPEG: no end-of-image marker");
+  CHECK(refusal(check_image(jpeg.substr(0, 30))).starts_with("truncated JPEG: APP1"));
+
+  const std::string png = make_png(4, 4, true);
+  CHECK(refusal(check_image(png.substr(0, png.size() - 12))) == "truncated PNG: no IEND chunk");
+  CHECK(refusal(check_image(png.substr(0, png.size() - 40))) ==
+        "truncated PNG: the file ends inside chunk IDAT");
+
+  const std::string webp = make_webp(true);
+  CHECK(refusal(check_image(webp.substr(0, webp.size() - 1)))
+            .starts_with("truncated WebP: the RIFF header declares"));
+
+  for (const std::string* image : {&jpeg, &png, &webp}) {
+    for (std::size_t length = 1; length < image->size(); ++length) {
+      const auto result = check_image(std::string_view(*image).substr(0, length));
+      CHECK_MESSAGE(std::holds_alternative<ImageError>(result), "prefix of " << length);
+    }
+  }
+}
+
+TEST_CASE("image check refuses a PNG chunk with a bad CRC") {
+  std::string png = make_png(3, 3, false);
+  const std::size_t idat = png.find("IDAT");
+  png[idat + 12] = static_cast<char>(png[idat + 12] ^ 0x01);  // a pixel byte
+  CHECK(refusal(check_image(png)) == "PNG chunk IDAT has a bad CRC");
+}
+
+TEST_CASE("image check refuses PNGs whose chunk structure is wrong") {
+  const std::string idat = png_idat(2, 2), iend = png_chunk("IEND", "");
+  CHECK(refusal(check_image(kPngSignature + idat + png_ihdr(2, 2) + iend)) ==
+        "PNG does not start with an IHDR chunk");
+  CHECK(refusal(check_image(kPngSignature + png_ihdr(2, 2) + iend)) ==
+        "PNG has no IDAT (image data) chunk");
+  CHECK(refusal(check_image(kPngSignature + png_ihdr(2, 2) + idat + png_chunk("tEXt", "a\0b"s) +
+                            idat + iend)) == "PNG IDAT chunks are not consecutive");
+  CHECK(refusal(check_image(kPngSignature + png_ihdr(0, 2) + idat + iend))
+            .starts_with("PNG size 0x2 is outside 1 to 20 000"));
+  CHECK(refusal(check_image(kPngSignature + png_ihdr(20001, 2) + idat + iend))
+            .starts_with("PNG size 20001x2"));
+  CHECK(refusal(check_image(kPngSignature + png_ihdr(2, 2) + png_chunk("ZZZZ", "") + idat +
+                            iend)) == "PNG has an unknown critical chunk ZZZZ");
+  const std::string palette = png_chunk("IHDR", be32(2) + be32(2) + "\x08\x03\x00\x00\x00"s);
+  CHECK(refusal(check_image(kPngSignature + palette + idat + iend)) ==
+        "PNG with a palette has no PLTE chunk");
+  const std::string bad_depth = png_chunk("IHDR", be32(2) + be32(2) + "\x04\x02\x00\x00\x00"s);
+  CHECK(refusal(check_image(kPngSignature + bad_depth + idat + iend)) ==
+        "PNG colour type 2 cannot have bit depth 4");
+}
+
+TEST_CASE("image check refuses JPEGs whose marker structure is wrong") {
+  const std::string tables = jpeg_tables_and_frame(16, 16);
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + kScan + kEoi)) ==
+        "JPEG has image data before its frame header (no SOFn before SOS)");
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + tables + kEoi)) ==
+        "JPEG has no image data (end-of-image before any scan)");
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + "garbage"s + tables + kScan + kEoi))
+            .starts_with("JPEG is corrupt: expected a marker at byte 20"));
+  CHECK(refusal(check_image("\xFF\xD8\xFF\xE0\x00\x01"s + tables + kScan + kEoi)) ==
+        "JPEG APP0 (FFE0) segment has an impossible length of 1");
+  CHECK(refusal(check_image("\xFF\xD8\xFF\xE0\x40\x00JFIF"s)) ==
+        "truncated JPEG: APP0 (FFE0) segment declares 16 384 bytes, only 6 remain");
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + jpeg_tables_and_frame(16, 0) + kScan + kEoi)) ==
+        "JPEG frame header leaves the height to a later DNL marker, which is not supported");
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + jpeg_tables_and_frame(20001, 16) + kScan +
+                            kEoi)) ==
+        "image of 20001x16 pixels is outside 1 to 20 000 pixels per side");
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + tables + tables + kScan + kEoi)) ==
+        "JPEG has more than one frame header (SOFn)");
+  const std::string other_component = segment(0xDA, "\x01\x02\x00\x00\x3F\x00"s) + "\x12"s;
+  CHECK(refusal(check_image("\xFF\xD8"s + kJfif + tables + other_component + kEoi)) ==
+        "JPEG scan names a component the frame does not have");
+}
+
+TEST_CASE("image check refuses WebPs whose RIFF structure is wrong") {
+  const std::string image = vp8l(16, 8);
+  CHECK(refusal(check_image(riff(image) + "xy")) ==
+        "WebP RIFF size (" + std::to_string(8 + 4 + image.size()) +
+            " bytes) does not match the file (" + std::to_string(8 + 4 + image.size() + 2) +
+            " bytes)");
+  CHECK(std::holds_alternative<CheckedImage>(check_image(riff(image) + "\0"s)));  // a pad byte
+  CHECK(refusal(check_image(riff(vp8x(0, 16, 8) + kWebpExif))) ==
+        "WebP has no image chunk (VP8 or VP8L)");
+  CHECK(refusal(check_image(riff(kWebpExif + image))) ==
+        "WebP does not start with a VP8, VP8L or VP8X chunk");
+  CHECK(refusal(check_image(riff(vp8x(0, 32, 8) + image))) ==
+        "WebP canvas 32x8 does not match its image 16x8");
+  std::string overlong = riff(image);
+  overlong[16] = '\x7F';  // the VP8L chunk's size now runs past the RIFF data
+  CHECK(refusal(check_image(overlong)) == "WebP chunk VP8L runs past the RIFF data");
+}
+
+TEST_CASE("image check survives thousands of mutated and truncated images without crashing") {
+  const std::vector<std::string> seeds = {make_png(5, 4, true), make_jpeg(true), make_webp(true),
+                                          make_png(2, 2, false), make_jpeg(false),
+                                          make_webp(false)};
+  std::mt19937 rng(20240611);
+  const auto pick = [&](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
+  int accepted = 0, refused = 0;
+  for (int round = 0; round < 4000; ++round) {
+    std::string bytes = seeds[pick(seeds.size())];
+    const int mutations = 1 + static_cast<int>(pick(4));
+    for (int m = 0; m < mutations && !bytes.empty(); ++m) {
+      switch (pick(6)) {
+        case 0:  // flip bits in one byte
+          bytes[pick(bytes.size())] ^= static_cast<char>(1 + pick(255));
+          break;
+        case 1:  // truncate
+          bytes.resize(pick(bytes.size()));
+          break;
+        case 2:  // insert random bytes
+          bytes.insert(pick(bytes.size()), std::string(1 + pick(8), static_cast<char>(pick(256))));
+          break;
+        case 3:  // set a byte to a value parsers care about
+          bytes[pick(bytes.size())] = "\xFF\x00\xD9\xDA\x7F\x80"[pick(6)];
+          break;
+        case 4: {  // duplicate a range
+          const std::size_t at = pick(bytes.size());
+          bytes.insert(pick(bytes.size()), bytes.substr(at, 1 + pick(32)));
+          break;
+        }
+        default:  // erase a range
+          bytes.erase(pick(bytes.size()), 1 + pick(16));
+          break;
+      }
+    }
+    const auto result = check_image(bytes);
+    if (const auto* image = std::get_if<CheckedImage>(&result)) {
+      ++accepted;
+      // Whatever passes is a clean image on its own: checking it again changes nothing.
+      const auto again = check_image(image->bytes);
+      REQUIRE(std::holds_alternative<CheckedImage>(again));
+      CHECK(std::get<CheckedImage>(again).bytes == image->bytes);
+      CHECK(std::get<CheckedImage>(again).removed.empty());
+      CHECK(image->width >= 1);
+      CHECK(image->width <= saferlink::kImageMaxDimension);
+      CHECK(saferlink::sniff_image_mime(image->bytes) == image->mime);
+    } else {
+      ++refused;
+      CHECK_FALSE(std::get<ImageError>(result).reason.empty());
+    }
+  }
+  // Both outcomes occur, so the loop exercised the parsers past their first check.
+  CHECK(accepted > 100);
+  CHECK(refused > 1000);
+}
