@@ -41,28 +41,6 @@ bool is_responder_role(const std::string& role) {
   return role == "cctv" || role == "police" || role == "coordinator";
 }
 
-std::optional<v1::AlertStatusKind> alert_status(const std::string& s) {
-  if (s == "actual") return v1::ACTUAL;
-  if (s == "exercise") return v1::EXERCISE;
-  if (s == "test") return v1::TEST;
-  return std::nullopt;
-}
-
-std::optional<v1::Severity> severity(const std::string& s) {
-  if (s == "extreme") return v1::EXTREME;
-  if (s == "severe") return v1::SEVERE;
-  if (s == "moderate") return v1::MODERATE;
-  if (s == "minor") return v1::MINOR;
-  return std::nullopt;
-}
-
-std::optional<v1::RecipientStatusKind> recipient_status(const std::string& s) {
-  for (auto k : {v1::DELIVERED, v1::ACKNOWLEDGED, v1::EN_ROUTE, v1::ON_SCENE, v1::RESOLVED}) {
-    if (s == to_string(k)) return k;
-  }
-  return std::nullopt;
-}
-
 void print_event(std::ostream& out, const v1::Envelope& e, bool json) {
   if (json) {
     out << event_json(e, now_ms()) << std::endl;
@@ -96,12 +74,12 @@ awaitable<int> request(ClientOptions options, v1::Envelope envelope, std::string
 
 int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream& out,
               std::ostream& err) {
-  const auto status = alert_status(args.status);
+  const auto status = parse_alert_status(args.status);
   if (!status) {
     err << "saferlink: --status must be actual, exercise or test" << std::endl;
     return 1;
   }
-  const auto sev = severity(args.severity);
+  const auto sev = parse_severity(args.severity);
   if (!sev) {
     err << "saferlink: --severity must be extreme, severe, moderate or minor" << std::endl;
     return 1;
@@ -188,7 +166,7 @@ int run_cancel(const ClientOptions& options, const std::string& alert_id,
 
 int run_ack(const ClientOptions& options, const std::string& alert_id, const std::string& status,
             std::ostream& out, std::ostream& err) {
-  const auto kind = recipient_status(status);
+  const auto kind = parse_recipient_status(status);
   if (!kind) {
     err << "saferlink: --status must be delivered, acknowledged, en_route, on_scene or resolved"
         << std::endl;

@@ -114,6 +114,27 @@ std::string_view to_string(v1::AlertEvent event) {
   }
 }
 
+std::optional<v1::AlertStatusKind> parse_alert_status(std::string_view text) {
+  for (auto k : {v1::ACTUAL, v1::EXERCISE, v1::TEST}) {
+    if (text == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+std::optional<v1::Severity> parse_severity(std::string_view text) {
+  for (auto k : {v1::EXTREME, v1::SEVERE, v1::MODERATE, v1::MINOR}) {
+    if (text == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+std::optional<v1::RecipientStatusKind> parse_recipient_status(std::string_view text) {
+  for (auto k : {v1::DELIVERED, v1::ACKNOWLEDGED, v1::EN_ROUTE, v1::ON_SCENE, v1::RESOLVED}) {
+    if (text == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
 v1::Envelope make_error(std::uint64_t in_reply_to, v1::ErrorCode code, std::string message) {
   v1::Envelope envelope;
   auto* error = envelope.mutable_error();

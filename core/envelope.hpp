@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,11 @@ std::string_view to_string(v1::AlertStatusKind status);
 std::string_view to_string(v1::Severity severity);
 std::string_view to_string(v1::RecipientStatusKind status);
 std::string_view to_string(v1::AlertEvent event);
+
+// The reverse of to_string above; nullopt for a name that is not one of them.
+std::optional<v1::AlertStatusKind> parse_alert_status(std::string_view text);
+std::optional<v1::Severity> parse_severity(std::string_view text);
+std::optional<v1::RecipientStatusKind> parse_recipient_status(std::string_view text);
 
 // An Error envelope in reply to `in_reply_to`.
 v1::Envelope make_error(std::uint64_t in_reply_to, v1::ErrorCode code, std::string message);

@@ -32,26 +32,6 @@ namespace {
 
 std::string alert_status_name(const v1::PanicAlert& p) { return std::string(to_string(p.status())); }
 
-v1::AlertStatusKind parse_alert_status(const std::string& s) {
-  if (s == "exercise") return v1::EXERCISE;
-  if (s == "test") return v1::TEST;
-  return v1::ACTUAL;
-}
-
-v1::Severity parse_severity(const std::string& s) {
-  if (s == "extreme") return v1::EXTREME;
-  if (s == "moderate") return v1::MODERATE;
-  if (s == "minor") return v1::MINOR;
-  return v1::SEVERE;
-}
-
-std::optional<v1::RecipientStatusKind> parse_recipient_status(const std::string& s) {
-  for (auto k : {v1::DELIVERED, v1::ACKNOWLEDGED, v1::EN_ROUTE, v1::ON_SCENE, v1::RESOLVED}) {
-    if (s == to_string(k)) return k;
-  }
-  return std::nullopt;
-}
-
 constexpr std::int64_t kDefaultAlertLifetimeMs = 30 * 60 * 1000;
 
 // The relayed form of a stored alert.
@@ -61,8 +41,8 @@ v1::PanicAlert relay_of(const alerts::AlertRecord& r) {
   p.set_device_seq(r.device_seq);
   p.set_pressed_at_ms(r.pressed_at_ms);
   p.set_note(r.note);
-  p.set_status(parse_alert_status(r.status));
-  p.set_severity(parse_severity(r.severity));
+  p.set_status(parse_alert_status(r.status).value_or(v1::ACTUAL));
+  p.set_severity(parse_severity(r.severity).value_or(v1::SEVERE));
   p.set_expires_at_ms(r.expires_at_ms);
   p.set_origin_id(r.device_id);
   p.set_origin_member(r.member);

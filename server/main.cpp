@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
     Hub hub(config);
     if (seed_demo) {
       SeedReport report;
-      hub.store().run_sync([&](SQLite::Database& db) {
-        report = saferlink::server::seed_demo(db, hub.towns(), saferlink::now_ms());
+      hub.store().run_sync([&](SQLite::Database& database) {
+        report = saferlink::server::seed_demo(database, hub.towns(), saferlink::now_ms());
       });
       if (report.forms > 0) {
         spdlog::info("demo data: {} incident forms, {} profiles, {} notices", report.forms,
