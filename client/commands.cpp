@@ -21,22 +21,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// Runs one command coroutine to completion on its own io_context. A ClientError becomes a
-// one-line reason and exit status 1.
-int run_command(std::ostream& err, std::function<awaitable<int>()> body) {
-  asio::io_context io;
-  auto result = asio::co_spawn(io, body(), asio::use_future);
-  io.run();
-  try {
-    return result.get();
-  } catch (const ClientError& e) {
-    err << "saferlink: " << e.what() << std::endl;
-  } catch (const std::exception& e) {
-    err << "saferlink: " << e.what() << std::endl;
-  }
-  return 1;
-}
-
 bool is_responder_role(const std::string& role) {
   return role == "cctv" || role == "police" || role == "coordinator";
 }
@@ -71,6 +55,20 @@ awaitable<int> request(ClientOptions options, v1::Envelope envelope, std::string
 }
 
 }  // namespace
+
+int run_command(std::ostream& err, std::function<awaitable<int>()> body) {
+  asio::io_context io;
+  auto result = asio::co_spawn(io, body(), asio::use_future);
+  io.run();
+  try {
+    return result.get();
+  } catch (const ClientError& e) {
+    err << "saferlink: " << e.what() << std::endl;
+  } catch (const std::exception& e) {
+    err << "saferlink: " << e.what() << std::endl;
+  }
+  return 1;
+}
 
 int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream& out,
               std::ostream& err) {

@@ -5,11 +5,18 @@
 
 #include "client/client.hpp"
 
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
 
 namespace saferlink::client {
+
+// Runs one command coroutine to completion on its own io_context; a ClientError (or any other
+// exception) becomes "saferlink: <reason>" on `err` and exit status 1.
+int run_command(std::ostream& err, std::function<boost::asio::awaitable<int>()> body);
 
 struct PanicArgs {
   std::string note;

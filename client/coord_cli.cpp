@@ -1,6 +1,7 @@
 #include "client/coord_cli.hpp"
 
 #include "client/commands.hpp"
+#include "client/sar.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -146,6 +147,22 @@ void add_coord_commands(CLI::App& app, const ClientOptions& options,
       return nlohmann::json{{"profile_id", number(f->id, "PROFILE_ID")}, {"form_id", f->second_id}};
     });
   }
+  struct PhotoVerb {
+    const char* command;
+    const char* op;
+    const char* help;
+  };
+  for (const PhotoVerb verb : {PhotoVerb{"photo-add", "profiles.photo_add",
+                                         "add a photo (upload it first: saferlink upload FILE)"},
+                               PhotoVerb{"photo-remove", "profiles.photo_remove",
+                                         "remove a photo from the profile"}}) {
+    auto* cmd = profiles->add_subcommand(verb.command, verb.help);
+    cmd->add_option("PROFILE_ID", f->id)->required();
+    cmd->add_option("SHA256", f->second_id, "the stored image's SHA-256")->required();
+    bind(cmd, verb.op, [f] {
+      return nlohmann::json{{"profile_id", number(f->id, "PROFILE_ID")}, {"sha256", f->second_id}};
+    });
+  }
   auto* prof_merge = profiles->add_subcommand("merge", "merge one profile into another");
   prof_merge->add_option("FROM_ID", f->id)->required();
   prof_merge->add_option("INTO_ID", f->second_id)->required();
@@ -181,10 +198,13 @@ void add_coord_commands(CLI::App& app, const ClientOptions& options,
   propose->add_option("--conditions", f->conditions, "the notice's conditions")->required();
   propose->add_option("--towns", f->towns, "all, or a comma-separated list")->capture_default_str();
   propose->add_option("--reason", f->reason, "why")->required();
+  propose->add_option("--photo", f->object_id, "SHA-256 of the gallery photo (uploaded first)");
   bind(propose, "notice.propose", [f] {
-    return nlohmann::json{{"profile_id", *f->profile}, {"incidents", f->incidents},
-                          {"conditions", f->conditions}, {"towns", f->towns},
-                          {"reason", f->reason}};
+    nlohmann::json j{{"profile_id", *f->profile}, {"incidents", f->incidents},
+                     {"conditions", f->conditions}, {"towns", f->towns},
+                     {"reason", f->reason}};
+    put(j, "photo_sha256", f->object_id);
+    return j;
   });
   for (const char* verb : {"approve", "serve", "dispute", "revoke"}) {
     auto* cmd = notice->add_subcommand(verb, std::string(verb) + " a notice");
@@ -232,6 +252,17 @@ void add_coord_commands(CLI::App& app, const ClientOptions& options,
     put(j, "object_id", f->object_id);
     put(j, "limit", f->limit);
     return j;
+  });
+
+  // subject access request
+  auto* sar = coord->add_subcommand("sar", "export everything held about one profile");
+  sar->add_option("PROFILE_ID", f->id)->required();
+  sar->add_option("--out", f->out_dir, "directory to write the export into")->required();
+  sar->callback([&options, chosen, f] {
+    const long id = number(f->id, "PROFILE_ID");
+    *chosen = [&options, f, id] {
+      return run_sar(options, id, *f->out_dir, std::cout, std::cerr);
+    };
   });
 
   // retention

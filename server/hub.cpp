@@ -629,6 +629,7 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
   queries::Context context;
   context.actor = from.identity;
   context.now_ms = now_ms();
+  context.blob_root = blob_root();
   context.notice_options.towns = towns_;
   context.retention.forms_and_profiles_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
@@ -666,8 +667,12 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
       });
 }
 
+std::filesystem::path Hub::blob_root() const {
+  return config_.blobs.empty() ? config_.db.parent_path() / "blobs" : config_.blobs;
+}
+
 void Hub::delete_blob_files(const std::vector<std::string>& sha256s) {
-  const auto root = config_.blobs.empty() ? config_.db.parent_path() / "blobs" : config_.blobs;
+  const auto root = blob_root();
   for (const auto& sha : sha256s) {
     if (sha.size() != 64) continue;
     std::error_code ec;

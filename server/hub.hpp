@@ -91,6 +91,8 @@ class Hub {
   // QueryResult or Error.
   void on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query);
   const std::vector<std::string>& towns() const { return towns_; }
+  // Where image files live: the `blobs` setting, or "blobs" beside the database.
+  std::filesystem::path blob_root() const;
   void count_refusal() { ++refusals_; }
   void count_handshake_failure() { ++handshake_failures_; }
   const HubConfig& config() const { return config_; }

@@ -4,9 +4,12 @@
 #include "server/notice_store.hpp"
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -245,6 +248,60 @@ json notice_json(SQLite::Database& db, std::int64_t id) {
   return j;
 }
 
+Answer of(json j) { return Answer{j.dump(), {}}; }
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+// One piece of a held image. Only coordinators read any image; police and CCTV read the
+// photos of profiles (which their summaries name). The first piece's read is audited.
+constexpr std::int64_t kPhotoPiece = 256 * 1024;
+
+Answer photo_piece(SQLite::Database& db, const json& a, const Context& c) {
+  const std::string sha = need_string(a, "sha256");
+  const std::int64_t offset = opt_int(a, "offset").value_or(0);
+  if (sha.size() != 64 || sha.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    invalid("sha256: expected 64 lower-case hex digits");
+  }
+  if (offset < 0) invalid("offset: must not be negative");
+  SQLite::Statement held(db, "SELECT mime, size FROM blobs WHERE sha256 = ?");
+  held.bind(1, sha);
+  if (!held.executeStep()) invalid("no image " + sha);
+  const std::string mime = held.getColumn(0).getString();
+  const std::int64_t size = held.getColumn(1).getInt64();
+  if (c.actor.role != Role::coordinator) {
+    SQLite::Statement profile_photo(db, "SELECT 1 FROM profile_photos WHERE sha256 = ? LIMIT 1");
+    profile_photo.bind(1, sha);
+    if (!profile_photo.executeStep()) {
+      throw QueryError(v1::NOT_ALLOWED, "only coordinators may read this image");
+    }
+  }
+  if (offset > size) invalid("offset: beyond the image's " + std::to_string(size) + " bytes");
+  std::ifstream in(c.blob_root / sha.substr(0, 2) / sha, std::ios::binary);
+  if (!in) invalid("image " + sha + " is recorded but its file is missing");
+  const std::int64_t length = std::min(kPhotoPiece, size - offset);
+  std::string bytes(static_cast<std::size_t>(length), '\0');
+  in.seekg(offset);
+  in.read(bytes.data(), length);
+  if (in.gcount() != length) invalid("image " + sha + ": its file is shorter than recorded");
+  if (offset == 0) {
+    audit::append(db, {c.now_ms, c.actor.id, std::string(to_string(c.actor.role)), "read",
+                       "photo", sha, ""});
+  }
+  return of({{"sha256", sha},
+             {"mime", mime},
+             {"size", size},
+             {"offset", offset},
+             {"data_b64", base64(bytes)},
+             {"done", offset + length >= size}});
+}
+
 // --- ops --------------------------------------------------------------------------------------
 
 using Handler = std::function<Answer(SQLite::Database&, const json&, const Context&)>;
@@ -254,7 +311,6 @@ struct Op {
   Handler handler;
 };
 
-Answer of(json j) { return Answer{j.dump(), {}}; }
 
 const std::vector<Role> kCoordinator{Role::coordinator};
 const std::vector<Role> kResponders{Role::police, Role::cctv, Role::coordinator};
@@ -362,6 +418,20 @@ const std::map<std::string, Op>& table() {
           const std::int64_t into = need_int(a, "into");
           check(intel::merge_profiles(db, need_int(a, "from"), into, c.actor, c.now_ms));
           return of(to_json(value(intel::get_profile(db, into, c.actor, c.now_ms))));
+        }}},
+      {"profiles.photo_add",
+       {kCoordinator,
+        [](SQLite::Database& db, const json& a, const Context& c) {
+          const std::int64_t id = need_int(a, "profile_id");
+          check(intel::add_profile_photo(db, id, need_string(a, "sha256"), c.actor, c.now_ms));
+          return of(to_json(value(intel::get_profile(db, id, c.actor, c.now_ms))));
+        }}},
+      {"profiles.photo_remove",
+       {kCoordinator,
+        [](SQLite::Database& db, const json& a, const Context& c) {
+          const std::int64_t id = need_int(a, "profile_id");
+          check(intel::remove_profile_photo(db, id, need_string(a, "sha256"), c.actor, c.now_ms));
+          return of(to_json(value(intel::get_profile(db, id, c.actor, c.now_ms))));
         }}},
       {"prolific",
        {kCoordinator,
@@ -488,6 +558,7 @@ const std::map<std::string, Op>& table() {
           if (!dry_run) answer.delete_blobs = report.blobs;
           return answer;
         }}},
+      {"photos.get", {kResponders, photo_piece}},
       {"sar",
        {kCoordinator,
         [](SQLite::Database& db, const json& a, const Context& c) {

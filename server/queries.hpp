@@ -14,6 +14,7 @@
 #include "server/notices.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@ struct QueryError : std::runtime_error {
 
 struct Context {
   Identity actor;
+  std::filesystem::path blob_root;  // where image files live (photos.get reads them)
   std::int64_t now_ms = 0;
   notices::Options notice_options;
   intel::RetentionOptions retention;
