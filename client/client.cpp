@@ -32,6 +32,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::steady_timer arrived;  // cancelled whenever inbox grows or the connection ends
   bool ended = false;
   std::string ending;
+  std::uint32_t hub_max_frame_bytes = 0;  // from the welcome
 
   Impl(asio::any_io_executor ex, ClientOptions o)
       : executor(asio::make_strand(ex)), options(std::move(o)), arrived(executor) {}
@@ -148,7 +149,10 @@ awaitable<v1::Welcome> Client::connect() {
   for (;;) {
     auto reply = co_await next(options.connect_timeout);
     if (!reply) throw ClientError("hub " + options.hub + " did not say welcome in time");
-    if (reply->has_welcome()) co_return reply->welcome();
+    if (reply->has_welcome()) {
+      impl->hub_max_frame_bytes = reply->welcome().max_frame_bytes();
+      co_return reply->welcome();
+    }
     if (reply->has_error()) throw ClientError("hub refused hello: " + reply->error().message());
   }
 }
@@ -180,5 +184,11 @@ awaitable<std::optional<v1::Envelope>> Client::next(std::chrono::milliseconds ti
 void Client::close() {
   if (impl_->connection) impl_->connection->close("client closing");
 }
+
+std::size_t Client::queued_messages() const {
+  return impl_->connection ? impl_->connection->queued_messages() : 0;
+}
+
+std::uint32_t Client::hub_max_frame_bytes() const { return impl_->hub_max_frame_bytes; }
 
 }  // namespace saferlink::client

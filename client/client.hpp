@@ -59,6 +59,13 @@ class Client {
   // Closes the connection (what is queued is sent first).
   void close();
 
+  // Frames queued to the hub and not yet written (0 before connect). A sender of bulk data
+  // (client/upload.hpp) keeps this small instead of queueing a whole file.
+  std::size_t queued_messages() const;
+
+  // The largest frame the hub accepts, as its welcome said (0 before connect).
+  std::uint32_t hub_max_frame_bytes() const;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;

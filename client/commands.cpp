@@ -1,5 +1,6 @@
 #include "client/commands.hpp"
 
+#include "client/upload.hpp"
 #include "core/forms.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,8 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <ostream>
+#include <sstream>
 
 namespace saferlink::client {
 
@@ -20,6 +25,28 @@ using asio::awaitable;
 using std::chrono::milliseconds;
 
 namespace {
+
+// The largest image file the CLI reads (the most any hub may be configured to accept); the
+// hub's own cap (8 MiB by default) is checked by the hub.
+constexpr std::uintmax_t kMaxImageFileBytes = 64 * 1024 * 1024;
+
+// The bytes of an image file to upload; a ClientSetupError (retrying cannot cure it) when it
+// cannot be read or is larger than any hub accepts.
+std::string read_image_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) throw ClientSetupError("cannot read " + path + ": " + ec.message());
+  if (size > kMaxImageFileBytes) {
+    throw ClientSetupError(path + " is " + std::to_string(size) +
+                           " bytes; no hub accepts an image larger than " +
+                           std::to_string(kMaxImageFileBytes) + " bytes");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) throw ClientSetupError("cannot read " + path);
+  return bytes.str();
+}
 
 bool is_responder_role(const std::string& role) {
   return role == "cctv" || role == "police" || role == "coordinator";
@@ -207,24 +234,54 @@ int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostrea
   });
 }
 
-int run_report(const ClientOptions& options, const std::string& form_json_text, bool json,
-               std::ostream& out, std::ostream& err) {
+int run_report(const ClientOptions& options, const std::string& form_json_text,
+               const std::vector<std::string>& still_files, bool json, std::ostream& out,
+               std::ostream& err) {
   auto parsed = forms::form_from_json(form_json_text);
   if (!parsed) {
     err << "saferlink: the form is not valid: " << parsed.error << std::endl;
     return 1;
   }
-  v1::Envelope envelope;
-  *envelope.mutable_form() = forms::to_wire(*parsed.form);
+  std::vector<std::string> stills;  // the files' bytes, read before anything is sent
+  try {
+    for (const auto& file : still_files) stills.push_back(read_image_file(file));
+  } catch (const ClientError& e) {
+    err << "saferlink: " << e.what() << std::endl;
+    return 1;
+  }
+  v1::Envelope form_only;
+  *form_only.mutable_form() = forms::to_wire(*parsed.form);
   const std::string form_id = parsed.form->form_id;
   out << form_id << std::endl;
   return run_command(err, [&]() -> awaitable<int> {
     // A lost connection before the confirmation: connect again and send the same form (same
-    // form_id: the hub answers a retry with the same confirmation and stores it once).
+    // form_id: the hub answers a retry with the same confirmation and stores it once). Stills
+    // go first, every attempt: one the hub holds already is answered at once, one cut off
+    // resumes, and the same bytes always give the same stored SHA-256, so every retry sends
+    // the same form.
+    bool stills_printed = false;
     for (int attempt = 1;; ++attempt) {
       try {
         Client client(co_await asio::this_coro::executor, options);
         co_await client.connect();
+        v1::Envelope envelope = form_only;
+        for (std::size_t i = 0; i < stills.size(); ++i) {
+          v1::UploadStatus stored;
+          try {
+            stored = co_await upload_image(client, stills[i]);
+          } catch (const UploadRefused& e) {
+            throw UploadRefused("still " + still_files[i] + ": " + e.what());
+          }
+          const auto& listed = envelope.form().still_sha256();
+          if (std::find(listed.begin(), listed.end(), stored.stored_sha256()) == listed.end()) {
+            envelope.mutable_form()->add_still_sha256(stored.stored_sha256());
+          }
+          if (!json && !stills_printed) {
+            out << "still " << still_files[i] << " stored as " << stored.stored_sha256() << " ("
+                << stored.mime() << ")" << std::endl;
+          }
+        }
+        stills_printed = true;
         const std::uint64_t id = client.send(envelope);
         for (;;) {
           auto e = co_await client.next(options.connect_timeout * 3);
@@ -247,6 +304,57 @@ int run_report(const ClientOptions& options, const std::string& form_json_text, 
           }
         }
       } catch (const ClientSetupError&) {
+        throw;
+      } catch (const UploadRefused&) {
+        throw;
+      } catch (const ClientError& e) {
+        if (attempt >= 5) throw;
+        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+      }
+      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  });
+}
+
+int run_upload(const ClientOptions& options, const std::string& file, bool json,
+               std::ostream& out, std::ostream& err) {
+  std::string bytes;
+  try {
+    bytes = read_image_file(file);
+  } catch (const ClientError& e) {
+    err << "saferlink: " << e.what() << std::endl;
+    return 1;
+  }
+  return run_command(err, [&]() -> awaitable<int> {
+    // A lost connection: connect again and begin again; the hub resumes from the last byte it
+    // holds (or answers at once if the image got stored meanwhile).
+    for (int attempt = 1;; ++attempt) {
+      try {
+        Client client(co_await asio::this_coro::executor, options);
+        co_await client.connect();
+        v1::UploadStatus stored;
+        try {
+          stored = co_await upload_image(client, bytes);
+        } catch (const UploadRefused& e) {
+          throw UploadRefused(file + ": " + e.what());
+        }
+        if (json) {
+          out << nlohmann::json{{"file", file},
+                                {"sha256", stored.sha256()},
+                                {"stored_sha256", stored.stored_sha256()},
+                                {"mime", stored.mime()},
+                                {"size", bytes.size()}}
+                     .dump()
+              << std::endl;
+        } else {
+          out << stored.stored_sha256() << std::endl;
+        }
+        client.close();
+        co_return 0;
+      } catch (const ClientSetupError&) {
+        throw;
+      } catch (const UploadRefused&) {
         throw;
       } catch (const ClientError& e) {
         if (attempt >= 5) throw;

@@ -11,6 +11,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace saferlink::client {
 
@@ -46,7 +47,17 @@ int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostrea
 // Files an incident information form (a JSON file in the shape of
 // docs/examples/incident-form.json); prints the form id, then the hub's confirmation. Exit 0
 // only once the hub has committed it. Retries with the same form id after a lost connection.
-int run_report(const ClientOptions& options, const std::string& form_json_text, bool json,
+// Each of `still_files` (CCTV stills) is uploaded first (client/upload.hpp) and its stored
+// SHA-256 appended to the form's stills; an image the hub refuses stops the report (exit 1).
+int run_report(const ClientOptions& options, const std::string& form_json_text,
+               const std::vector<std::string>& still_files, bool json, std::ostream& out,
+               std::ostream& err);
+
+// Uploads one image file (JPEG, PNG or WebP; the hub checks the content and strips metadata
+// such as GPS) and prints the SHA-256 it is stored under — the one to cite in a form — or with
+// `json` one object (file, sha256, stored_sha256, mime, size). Exit 0 only once the hub has
+// committed it. A lost connection is retried, resuming from the last byte the hub holds.
+int run_upload(const ClientOptions& options, const std::string& file, bool json,
                std::ostream& out, std::ostream& err);
 
 // Sends one Query (op + JSON object of arguments) and prints the result: with `json`, one JSON

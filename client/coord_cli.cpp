@@ -241,7 +241,10 @@ void add_coord_commands(CLI::App& app, const ClientOptions& options,
   auto* audit = coord->add_subcommand("audit", "the hash-chained audit log");
   audit->require_subcommand(1);
   auto* verify = audit->add_subcommand("verify", "check the chain; names the first broken row");
-  bind(verify, "audit.verify", [] { return nlohmann::json::object(); });
+  verify->add_flag("--json", f->json, "the result as one JSON object");
+  verify->callback([&options, chosen, f] {
+    *chosen = [&options, f] { return run_audit_verify(options, f->json, std::cout, std::cerr); };
+  });
   auto* show = audit->add_subcommand("show", "audit rows");
   show->add_option("--object-type", f->object_type, "form, profile, photo, notice");
   show->add_option("--object-id", f->object_id, "the object's id");

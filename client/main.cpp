@@ -54,6 +54,18 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   report_cmd->add_flag("--json", report_json, "the confirmation as a JSON object");
+  std::vector<std::string> still_files;
+  report_cmd
+      ->add_option("--still", still_files,
+                   "a CCTV still (JPEG, PNG or WebP) to upload and cite in the form; repeatable")
+      ->check(CLI::ExistingFile);
+
+  std::string upload_file;
+  bool upload_json = false;
+  auto* upload_cmd = app.add_subcommand(
+      "upload", "upload an image (JPEG, PNG or WebP); prints the SHA-256 it is stored under");
+  upload_cmd->add_option("FILE", upload_file, "the image")->required()->check(CLI::ExistingFile);
+  upload_cmd->add_flag("--json", upload_json, "the result as a JSON object");
 
   std::function<int()> coord_command;
   add_coord_commands(app, options, &coord_command);
@@ -78,7 +90,10 @@ int main(int argc, char** argv) {
       std::cerr << "saferlink: cannot read " << form_file << "\n";
       return 1;
     }
-    return run_report(options, text.str(), report_json, std::cout, std::cerr);
+    return run_report(options, text.str(), still_files, report_json, std::cout, std::cerr);
+  }
+  if (upload_cmd->parsed()) {
+    return run_upload(options, upload_file, upload_json, std::cout, std::cerr);
   }
   if (coord_command) return coord_command();
   return 1;

@@ -103,4 +103,27 @@ int run_sar(const ClientOptions& options, std::int64_t profile_id,
   });
 }
 
+int run_audit_verify(const ClientOptions& options, bool as_json, std::ostream& out,
+                     std::ostream& err) {
+  return run_command(err, [&]() -> awaitable<int> {
+    Client client(co_await asio::this_coro::executor, options);
+    co_await client.connect();
+    const json no_args = json::object();
+    const json v = co_await ask(client, "audit.verify", no_args, options.connect_timeout * 6);
+    client.close();
+    if (as_json) {
+      out << v.dump() << std::endl;
+    } else if (v.value("ok", false)) {
+      out << "audit chain intact: " << v.value("rows", 0) << " rows; last row "
+          << v.value("last_seq", 0) << " has hash " << v.value("last_hash", "")
+          << " (record it to detect rows cut off the end)" << std::endl;
+    }
+    if (!v.value("ok", false)) {
+      err << "saferlink: audit chain broken: " << v.value("reason", "") << std::endl;
+      co_return 1;
+    }
+    co_return 0;
+  });
+}
+
 }  // namespace saferlink::client

@@ -25,6 +25,8 @@ namespace {
 constexpr std::int64_t kMaxDurationMs = 24LL * 60 * 60 * 1000;  // one day
 constexpr std::uint32_t kMinFrameBytes = 1024;
 constexpr std::uint32_t kMaxFrameBytes = 16 * 1024 * 1024;
+// An image is checked in memory in one piece (core/image.hpp): keep that bounded.
+constexpr std::size_t kMaxImageCapBytes = 64 * 1024 * 1024;
 constexpr unsigned kMaxThreads = 64;
 constexpr std::size_t kMaxTownLength = 32;
 
@@ -117,6 +119,8 @@ class Reader {
         config.queue_max_bytes = unsigned_value<std::size_t>(node, key);
       } else if (k.str() == "queue_max_messages") {
         config.queue_max_messages = unsigned_value<std::size_t>(node, key);
+      } else if (k.str() == "image_cap_bytes") {
+        config.image_cap_bytes = unsigned_value<std::size_t>(node, key);
       } else {
         unknown(key);
       }
@@ -338,6 +342,11 @@ void validate(const HubConfig& config) {
   }
   if (config.queue_max_messages == 0) {
     throw ConfigError("limits.queue_max_messages must be greater than 0");
+  }
+  if (config.image_cap_bytes == 0 || config.image_cap_bytes > kMaxImageCapBytes) {
+    throw ConfigError("limits.image_cap_bytes must be between 1 and " +
+                      std::to_string(kMaxImageCapBytes) + " (got " +
+                      std::to_string(config.image_cap_bytes) + ")");
   }
   if (config.threads < 1 || config.threads > kMaxThreads) {
     throw ConfigError("threads must be between 1 and " + std::to_string(kMaxThreads) + " (got " +

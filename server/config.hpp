@@ -34,6 +34,7 @@ struct HubConfig {
   std::uint32_t max_frame_bytes = 64 * 1024;
   std::size_t queue_max_bytes = 4 * 1024 * 1024;
   std::size_t queue_max_messages = 4096;
+  std::size_t image_cap_bytes = 8 * 1024 * 1024;  // largest image a device may upload
   unsigned threads = 2;                         // network threads
 };
 
@@ -45,7 +46,7 @@ struct HubConfig {
 //   towns = ["rochester", ...]
 //   threads = 2
 //   [alerts]   escalation_interval_ms, cancel_window_ms
-//   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages
+//   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages, image_cap_bytes
 //   [timeouts] handshake_ms, heartbeat_ms, idle_ms, write_ms, crl_poll_ms
 HubConfig load_config(const std::filesystem::path& file);
 // Same, from TOML text (tests).
@@ -58,7 +59,8 @@ struct HostPort {
 };
 HostPort parse_host_port(std::string_view text, const std::string& what);
 
-// Checks cross-field sanity (intervals positive, idle > heartbeat, frame cap within 1 KiB..16 MiB).
+// Checks cross-field sanity (intervals positive, idle > heartbeat, frame cap within 1 KiB..16 MiB,
+// image cap within 1 byte..64 MiB).
 void validate(const HubConfig& config);
 
 }  // namespace saferlink::server

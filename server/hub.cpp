@@ -75,6 +75,12 @@ Hub::Hub(HubConfig config)
   std::error_code ec;
   crl_mtime_ = std::filesystem::last_write_time(files.crl, ec);
   store_ = std::make_unique<Store>(Store::Options{config_.db.string(), 512});
+  try {
+    blobs_ = std::make_unique<BlobStore>(blob_root());
+  } catch (const std::exception& e) {
+    throw ConfigError("blobs: cannot use " + blob_root().string() + " for image files: " +
+                      e.what());
+  }
   restore_open_alerts();
 }
 
@@ -178,6 +184,7 @@ void Hub::stop() {
   io_.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  blob_pool_.join();  // lets an image being checked finish; its answer has nowhere to go
   spdlog::info("hub stopped");
 }
 
@@ -671,6 +678,11 @@ std::filesystem::path Hub::blob_root() const {
   return config_.blobs.empty() ? config_.db.parent_path() / "blobs" : config_.blobs;
 }
 
+UploadServices Hub::upload_services() {
+  return UploadServices{*store_, *blobs_, blob_pool_.get_executor(), config_.image_cap_bytes,
+                        [this] { ++refusals_; }};
+}
+
 void Hub::delete_blob_files(const std::vector<std::string>& sha256s) {
   const auto root = blob_root();
   for (const auto& sha : sha256s) {
@@ -703,7 +715,8 @@ void Hub::run_maintenance() {
         for (const auto& n : due.reminded) {
           spdlog::warn("notice {} is due for its 6-month review", n.id);
         }
-        if (purge_due) {
+        // Photos of notices that expired now go at once, not at the next scheduled purge.
+        if (purge_due || !due.expired.empty()) {
           const auto report =
               intel::purge(db, now, retention, false, notice_store::hub_identity());
           if (report.ok()) {
@@ -724,6 +737,20 @@ void Hub::run_maintenance() {
         }
         delete_blob_files(*deleted);
       });
+  if (purge_due) {
+    // Partial uploads nobody resumed within a week: their senders have given up.
+    asio::post(blob_pool_, [this] {
+      try {
+        const auto cutoff =
+            std::filesystem::file_time_type::clock::now() - std::chrono::hours(24 * 7);
+        if (const auto n = blobs_->remove_stale_partials(cutoff); n > 0) {
+          spdlog::info("removed {} partial upload(s) untouched for a week", n);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("could not remove stale partial uploads: {}", e.what());
+      }
+    });
+  }
   maintenance_timer_.expires_after(config_.maintenance_interval);
   maintenance_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) run_maintenance();

@@ -9,19 +9,23 @@
 //     current TLS context) lives on the hub strand: every member marked [hub strand] is touched
 //     only there.
 //   - SQLite runs on the store's own thread; completions post back to the hub strand.
+//   - Finished image uploads are checked and written on the blob pool (one thread).
 // Public functions may be called from any thread.
 #pragma once
 
 #include "core/connection.hpp"
 #include "core/identity.hpp"
 #include "server/alert_tracker.hpp"
+#include "server/blob_store.hpp"
 #include "server/config.hpp"
 #include "server/store.hpp"
+#include "server/uploads.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -93,6 +97,9 @@ class Hub {
   const std::vector<std::string>& towns() const { return towns_; }
   // Where image files live: the `blobs` setting, or "blobs" beside the database.
   std::filesystem::path blob_root() const;
+  // What each session's uploads (server/uploads.hpp) use: the store, the image files, the
+  // blob pool and the image cap (any thread).
+  UploadServices upload_services();
   void count_refusal() { ++refusals_; }
   void count_handshake_failure() { ++handshake_failures_; }
   const HubConfig& config() const { return config_; }
@@ -124,6 +131,11 @@ class Hub {
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<BlobStore> blobs_;  // image files; any thread
+  // One thread for the image work that must stay off the network threads: checking a finished
+  // upload (hash, content, metadata strip) and writing its file with fsync. Declared after the
+  // store, so it is joined before the store goes.
+  boost::asio::thread_pool blob_pool_{1};
   std::vector<std::thread> threads_;
   std::atomic<std::uint16_t> port_{0};
   std::atomic<bool> stopped_{false};

@@ -177,6 +177,12 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_object ON audit_log (object_type, object_id);
 )sql",
+    // 3: image uploads (server/uploads). Maps the SHA-256 a device declared for an image (of
+    // the bytes it sent) to the image as stored (metadata removed), so that the same image sent
+    // again is recognised at UploadBegin and never transferred or stored twice.
+    R"sql(
+CREATE TABLE image_uploads (declared_sha256 TEXT PRIMARY KEY, stored_sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE, first_sender TEXT NOT NULL, at_ms INTEGER NOT NULL)
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

@@ -319,9 +319,17 @@ const std::vector<Role> kPeople{Role::shop, Role::police, Role::cctv, Role::coor
 Answer notice_transition(SQLite::Database& db, const json& args, const Context& c,
                          notices::Action action) {
   const std::int64_t id = need_int(args, "notice_id");
-  check(notice_store::apply(db, id, action, c.actor, c.now_ms, need_string(args, "reason"),
-                            c.notice_options));
-  return of(notice_json(db, id));
+  const auto outcome = notice_store::apply(db, id, action, c.actor, c.now_ms,
+                                           need_string(args, "reason"), c.notice_options);
+  check(outcome);
+  Answer answer = of(notice_json(db, id));
+  if (notices::photo_must_be_purged(outcome.next.state) && outcome.next.photo_sha256) {
+    // The photo of a revoked notice goes at once: the purge unlinks it and lists the image
+    // for deletion unless something else still uses it.
+    const auto& report = value(intel::purge(db, c.now_ms, c.retention, false, c.actor));
+    answer.delete_blobs = report.blobs;
+  }
+  return answer;
 }
 
 const std::map<std::string, Op>& table() {
@@ -522,12 +530,10 @@ const std::map<std::string, Op>& table() {
           put(j, "first_bad_seq", v.first_bad);
           // A chain cannot show rows cut off its end: the last link is printed so that an
           // operator can record it elsewhere and compare next time.
-          audit::Filter last;
-          last.after_seq = v.rows > 0 ? v.rows - 1 : 0;
-          last.limit = 1;
-          const auto tail = audit::list(db, last);
-          j["last_seq"] = tail.empty() ? 0 : tail.back().seq;
-          j["last_hash"] = tail.empty() ? "" : tail.back().hash;
+          SQLite::Statement tail(db, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+          const bool any = tail.executeStep();
+          j["last_seq"] = any ? tail.getColumn(0).getInt64() : 0;
+          j["last_hash"] = any ? tail.getColumn(1).getString() : "";
           return of(j);
         }}},
       {"audit.show",

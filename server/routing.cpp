@@ -87,7 +87,7 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
       return receives_alerts(role);  // which forms and which ops: forms::validate, queries
     case v1::Envelope::kUploadBegin:
     case v1::Envelope::kUploadChunk:
-      return false;  // not accepted yet: image uploads are wired to the hub in a later step
+      return receives_alerts(role);  // CCTV stills and photos; checked in server/uploads
     case v1::Envelope::kWelcome:
     case v1::Envelope::kAccepted:
     case v1::Envelope::kUpdate:

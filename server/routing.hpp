@@ -23,6 +23,7 @@ bool receives_panic(const Identity& sender, const Identity& recipient, bool esca
 //   status:                  shop, police, cctv, coordinator (which statuses: may_report)
 //   form, query:             shop, police, cctv, coordinator (finer rules: forms::validate,
 //                            server/queries.cpp)
+//   upload_begin, upload_chunk: shop, police, cctv, coordinator (image checks: server/uploads)
 //   anything else (hub-to-device messages): nobody
 bool may_send(Role role, v1::Envelope::BodyCase body);
 

@@ -4,6 +4,7 @@
 #include "core/tls.hpp"
 #include "server/hub.hpp"
 #include "server/routing.hpp"
+#include "server/uploads.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -30,7 +31,17 @@ constexpr std::size_t kMaxAlertId = 100;
 // Handles one session's messages, on the session's strand.
 class SessionHandler {
  public:
-  SessionHandler(Hub& hub, Hub::SessionRef ref) : hub_(hub), ref_(std::move(ref)) {}
+  SessionHandler(Hub& hub, Hub::SessionRef ref)
+      : hub_(hub),
+        ref_(std::move(ref)),
+        uploads_(std::make_shared<SessionUploads>(
+            hub.upload_services(), ref_.identity, "session " + std::to_string(ref_.id),
+            ref_.connection->executor(),
+            [connection = ref_.connection](v1::Envelope& e) { connection->send(e); })) {}
+  // On the session strand, once the connection has ended.
+  ~SessionHandler() { uploads_->close(); }
+  SessionHandler(const SessionHandler&) = delete;
+  SessionHandler& operator=(const SessionHandler&) = delete;
 
   void operator()(v1::Envelope&& envelope) {
     const auto body = envelope.body_case();
@@ -83,6 +94,12 @@ class SessionHandler {
           return;
         }
         hub_.on_query(ref_, envelope.msg_id(), envelope.query());
+        return;
+      case v1::Envelope::kUploadBegin:
+        uploads_->begin(envelope.upload_begin());
+        return;
+      case v1::Envelope::kUploadChunk:
+        uploads_->chunk(envelope.upload_chunk());
         return;
       case v1::Envelope::kHeartbeat:
         return;
@@ -138,6 +155,7 @@ class SessionHandler {
 
   Hub& hub_;
   Hub::SessionRef ref_;
+  std::shared_ptr<SessionUploads> uploads_;  // [session strand] this connection's uploads
   bool said_hello_ = false;
 };
 

@@ -4,7 +4,8 @@
 // handshake within the handshake deadline, reads the identity from the verified certificate,
 // then runs a Connection (core/connection.hpp) whose message handler — on that strand —
 // checks each message (hello first, authorisation by role, field validation) and hands the
-// accepted ones to the Hub. Exactly one catch per session, which logs with the session id.
+// accepted ones to the Hub, or image uploads to the session's SessionUploads
+// (server/uploads.hpp). Exactly one catch per session, which logs with the session id.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

@@ -76,6 +76,38 @@ expect_error "form for another town" "$CLI" --hub "$addr" --certs "$dir/ca" --id
 expect_error "a shop asking for coordinator data" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 coord notice list
 expect_error "purge without a mode" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 coord purge
 
+# upload: an image in chunks; prints the SHA-256 it is stored under, once committed. Bytes after
+# the PNG's end (here a place) are stripped, so it is stored as the bare PNG.
+echo "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==" \
+  | base64 -d >"$dir/bare.png"
+{ cat "$dir/bare.png"; printf 'GPS 51.3890N 0.5050E'; } >"$dir/still.png"
+bare_sha=$(sha256sum "$dir/bare.png" | cut -d' ' -f1)
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 upload "$dir/still.png" >"$dir/out" 2>"$dir/err" \
+  || fail "upload: $(cat "$dir/err")"
+[ "$(cat "$dir/out")" = "$bare_sha" ] || fail "upload printed '$(cat "$dir/out")', not $bare_sha"
+ok
+"$CLI" --hub "$addr" --certs "$dir/ca" --id cctv-1 upload --json "$dir/still.png" >"$dir/out" 2>"$dir/err" \
+  || fail "upload --json: $(cat "$dir/err")"
+grep -q "\"stored_sha256\":\"$bare_sha\"" "$dir/out" || fail "upload --json: $(cat "$dir/out")"
+grep -q '"mime":"image/png"' "$dir/out" || fail "upload --json has no mime: $(cat "$dir/out")"
+ok
+printf 'not a picture at all, just notes\n' >"$dir/notes.jpg"
+expect_error "upload of a text file named .jpg" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 upload "$dir/notes.jpg"
+grep -q "not a JPEG, PNG or WebP image" "$dir/err" || fail "text upload: no reason: $(cat "$dir/err")"
+expect_error "upload of a missing file" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 upload "$dir/none.png"
+# report --still: the still is uploaded first and cited in the form by its stored SHA-256.
+sed 's/cli-test-0001/cli-test-0003/' "$dir/form.json" >"$dir/form3.json"
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form3.json" --still "$dir/still.png" \
+  >"$dir/out" 2>"$dir/err" || fail "report --still: $(cat "$dir/err")"
+grep -qx "still $dir/still.png stored as $bare_sha (image/png)" "$dir/out" || fail "report --still: $(cat "$dir/out")"
+case "$(tail -1 "$dir/out")" in confirmed\ F-cli-test-0003@*) ok ;; *) fail "report --still: $(cat "$dir/out")" ;; esac
+"$CLI" --hub "$addr" --certs "$dir/ca" --id cctv-1 coord incidents show cli-test-0003 >"$dir/out" 2>"$dir/err" \
+  || fail "incidents show: $(cat "$dir/err")"
+grep -q "$bare_sha" "$dir/out" || fail "the form does not cite the still: $(cat "$dir/out")"
+ok
+sed 's/cli-test-0001/cli-test-0004/' "$dir/form.json" >"$dir/form4.json"
+expect_error "report with a still that is not an image" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form4.json" --still "$dir/notes.jpg"
+
 kill -0 "$hubpid" || fail "hub died"
 ok
 echo "$passed passed, 0 failed"

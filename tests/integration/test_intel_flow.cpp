@@ -146,7 +146,7 @@ TEST_CASE("who sees what: a shop may not read profiles, a Strood shop sees no Ch
   CHECK(verified["ok"] == true);
 }
 
-TEST_CASE("the two-person rule: a coordinator cannot approve their own proposal; another can, "
+TEST_CASE("the two-person rule: a coordinator cannot approve their own proposal, another can, "
           "and the notice can then be served") {
   Partnership p;
   auto shop = p.device("shop-chatham-1");

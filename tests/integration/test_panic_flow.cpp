@@ -195,7 +195,7 @@ TEST_CASE("a repeated alert id is accepted again but relayed only once") {
   CHECK(town.hub->hub->stats().alerts_duplicate == 1);
 }
 
-TEST_CASE("the sender cancels within the window and every recipient is told; a late cancel is "
+TEST_CASE("the sender cancels within the window and every recipient is told, a late cancel is "
           "refused") {
   Town town([](server::HubConfig& c) { c.cancel_window = 1500ms; });
   auto sender = town.device("shop-chatham-1");

@@ -42,6 +42,16 @@ class TestDevice {
   // Sends a Query and waits for its QueryResult or Error.
   v1::Envelope query(const std::string& op, const std::string& args_json);
 
+  // Uploads an image with client::upload_image and returns the hub's final status; throws
+  // client::UploadRefused (with the hub's reason) or client::ClientError.
+  v1::UploadStatus upload(std::string bytes);
+  // Step by step, for tests of the protocol itself: UploadBegin, UploadChunk, and the next
+  // UploadStatus about `sha256` (nullopt when none comes within `timeout`).
+  std::uint64_t upload_begin(const std::string& sha256, std::uint64_t size);
+  std::uint64_t upload_chunk(const std::string& sha256, std::uint64_t offset, std::string data);
+  std::optional<v1::UploadStatus> upload_status(const std::string& sha256,
+                                                std::chrono::milliseconds timeout = 5s);
+
   const std::string& id() const { return id_; }
   std::vector<v1::Envelope> seen;
 

@@ -89,7 +89,7 @@ TEST_CASE("an unknown alert id is not found") {
   CHECK(f.tracker.find("shop-chatham-01:8") == nullptr);
 }
 
-TEST_CASE("recipients noted in several rounds accumulate; notes for unknown alerts are ignored") {
+TEST_CASE("recipients noted in several rounds accumulate, notes for unknown alerts are ignored") {
   Fixture f;
   f.tracker.note_recipients(kAlert, {"cctv-01", "police-chatham-01"});
   f.tracker.note_recipients(kAlert, {"cctv-01", "coord-01"});
@@ -175,7 +175,7 @@ TEST_CASE("police en route, on scene or resolved count as the first acknowledgem
   }
 }
 
-TEST_CASE("only the first responder acknowledgement is first_ack; later ones are recorded") {
+TEST_CASE("only the first responder acknowledgement is first_ack, later ones are recorded") {
   Fixture f;
   CHECK(f.tracker.on_status(kAlert, kCctv, v1::ACKNOWLEDGED, f.t0 + 1s) == StatusResult::first_ack);
   CHECK(f.tracker.on_status(kAlert, kChathamPolice, v1::ACKNOWLEDGED, f.t0 + 2s) ==

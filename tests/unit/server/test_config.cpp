@@ -50,6 +50,7 @@ cancel_window_ms = 20000
 max_frame_bytes = 131072
 queue_max_bytes = 1048576
 queue_max_messages = 100
+image_cap_bytes = 2097152
 
 [timeouts]
 handshake_ms = 3000
@@ -69,6 +70,7 @@ crl_poll_ms = 500
   CHECK(config.max_frame_bytes == 131072);
   CHECK(config.queue_max_bytes == 1048576);
   CHECK(config.queue_max_messages == 100);
+  CHECK(config.image_cap_bytes == 2097152);
   CHECK(config.handshake_timeout == 3s);
   CHECK(config.heartbeat_interval == 4s);
   CHECK(config.idle_timeout == 12s);
@@ -97,6 +99,7 @@ TEST_CASE("keys absent from the file keep their defaults, and absent towns mean 
     CHECK(config.max_frame_bytes == 64 * 1024);
     CHECK(config.queue_max_bytes == 4 * 1024 * 1024);
     CHECK(config.queue_max_messages == 4096);
+    CHECK(config.image_cap_bytes == 8 * 1024 * 1024);
     CHECK_NOTHROW(validate(config));
   }
   SUBCASE("a file setting one key of a section") {
@@ -269,6 +272,21 @@ TEST_CASE("validate keeps the frame cap within 1 KiB to 16 MiB") {
   CHECK_NOTHROW(validate(config));
   config.max_frame_bytes = 16777217;
   CHECK(contains(error_of([&] { validate(config); }), "limits.max_frame_bytes must be between"));
+}
+
+TEST_CASE("validate keeps the image cap within 1 byte to 64 MiB") {
+  HubConfig config;
+  config.image_cap_bytes = 0;
+  CHECK(error_of([&] { validate(config); }) ==
+        "limits.image_cap_bytes must be between 1 and 67108864 (got 0)");
+  config.image_cap_bytes = 1;
+  CHECK_NOTHROW(validate(config));
+  config.image_cap_bytes = 64 * 1024 * 1024;
+  CHECK_NOTHROW(validate(config));
+  config.image_cap_bytes = 64 * 1024 * 1024 + 1;
+  CHECK(contains(error_of([&] { validate(config); }), "limits.image_cap_bytes must be between"));
+  CHECK(parse_error("[limits]\nimage_cap_bytes = -1\n") ==
+        "config.toml: key 'limits.image_cap_bytes' must not be negative");
 }
 
 TEST_CASE("validate refuses empty queues and a thread count outside 1..64") {

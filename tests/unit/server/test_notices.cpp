@@ -196,7 +196,7 @@ TEST_CASE("an expired notice cannot be revived by serve, resolve, approve or dis
   CHECK(revoke.refused == Refusal::illegal);
 }
 
-TEST_CASE("the proposer cannot approve their own notice; a second coordinator can") {
+TEST_CASE("the proposer cannot approve their own notice, a second coordinator can") {
   const Notice proposed = notice_in(State::proposed);
   const auto own = n::apply(proposed, Action::approve, kProposer, kT0 + kDay, "looks right");
   CHECK_FALSE(own.ok);
@@ -210,7 +210,7 @@ TEST_CASE("the proposer cannot approve their own notice; a second coordinator ca
   CHECK(second.next.approved_at_ms == kT0 + kDay);
 }
 
-TEST_CASE("the proposer may serve, dispute and revoke; only approval needs a second person") {
+TEST_CASE("the proposer may serve, dispute and revoke, only approval needs a second person") {
   const auto served =
       n::apply(notice_in(State::approved), Action::serve, kProposer, kServed, "served in person");
   CHECK(served.ok);
@@ -537,7 +537,7 @@ TEST_CASE("a proposal may apply in all towns, or in towns the hub is configured 
   CHECK(n::propose(no_photo, kProposer, kT0, "r").ok);
 }
 
-TEST_CASE("only an active notice is in the gallery; expired and revoked photos are purged") {
+TEST_CASE("only an active notice is in the gallery, expired and revoked photos are purged") {
   const std::map<State, std::pair<bool, bool>> want = {
       {State::proposed, {false, false}}, {State::approved, {false, false}},
       {State::active, {true, false}},    {State::disputed, {false, false}},
@@ -551,7 +551,7 @@ TEST_CASE("only an active notice is in the gallery; expired and revoked photos a
   }
 }
 
-TEST_CASE("states and actions round-trip through their names; unknown names are refused") {
+TEST_CASE("states and actions round-trip through their names, unknown names are refused") {
   for (State s : kStates) CHECK(n::parse_state(n::to_string(s)) == s);
   for (Action a : kActions) CHECK(n::parse_action(n::to_string(a)) == a);
   CHECK(n::to_string(State::disputed) == "disputed");

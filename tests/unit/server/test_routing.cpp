@@ -137,8 +137,8 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       {E::kReceipt, false, false, false, false, false},
       {E::kForm, true, true, true, true, false},
       {E::kFormConfirmed, false, false, false, false, false},
-      {E::kUploadBegin, false, false, false, false, false},
-      {E::kUploadChunk, false, false, false, false, false},
+      {E::kUploadBegin, true, true, true, true, false},
+      {E::kUploadChunk, true, true, true, true, false},
       {E::kUploadStatus, false, false, false, false, false},
       {E::kQuery, true, true, true, true, false},
       {E::kQueryResult, false, false, false, false, false},
@@ -180,7 +180,7 @@ TEST_CASE("may_report gives delivered and acknowledged to every receiving role a
   }
 }
 
-TEST_CASE("CCTV, police and coordinators are responders; shops and the hub are not") {
+TEST_CASE("CCTV, police and coordinators are responders, shops and the hub are not") {
   CHECK(is_responder(Role::cctv));
   CHECK(is_responder(Role::police));
   CHECK(is_responder(Role::coordinator));
