@@ -142,7 +142,9 @@ awaitable<v1::Welcome> Client::connect() {
   v1::Envelope hello;
   auto* h = hello.mutable_hello();
   h->set_protocol_version(kProtocolVersion);
-  h->add_capabilities("alerts");
+  for (const char* capability : {"alerts", "forms", "queries", "uploads"}) {
+    h->add_capabilities(capability);
+  }
   h->set_software("saferlink-cli 0.1.0");
   send(std::move(hello));
 

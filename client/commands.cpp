@@ -149,8 +149,9 @@ int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream&
           auto e = co_await client.next(remaining());
           if (!e) continue;
           if (e->has_error()) {
+            // STORE_FAILED: not stored yet; retried like a lost connection (bounded).
+            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
             err << "saferlink: hub refused the alert: " << e->error().message() << std::endl;
-            if (e->error().code() == v1::STORE_FAILED) break;  // retry
             co_return 1;
           }
           if (e->has_accepted() && e->accepted().alert_id() == alert_id) {
@@ -287,8 +288,8 @@ int run_report(const ClientOptions& options, const std::string& form_json_text,
           auto e = co_await client.next(options.connect_timeout * 3);
           if (!e) throw ClientError("the hub did not confirm the form in time");
           if (e->has_error() && e->error().in_reply_to() == id) {
+            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
             err << "saferlink: form refused: " << e->error().message() << std::endl;
-            if (e->error().code() == v1::STORE_FAILED) break;
             co_return 1;
           }
           if (e->has_form_confirmed() && e->form_confirmed().form_id() == form_id) {

@@ -132,7 +132,9 @@ class SessionHandler {
     v1::Envelope reply;
     auto* welcome = reply.mutable_welcome();
     welcome->set_protocol_version(kProtocolVersion);
-    welcome->add_capabilities("alerts");
+    for (const char* capability : {"alerts", "forms", "queries", "uploads"}) {
+      welcome->add_capabilities(capability);
+    }
     welcome->set_device_id(ref_.identity.id);
     welcome->set_role(std::string(to_string(ref_.identity.role)));
     welcome->set_town(ref_.identity.town);
