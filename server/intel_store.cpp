@@ -465,9 +465,13 @@ constexpr const char* kSelectPurgeProfiles =
     ") "
     "SELECT id FROM tree WHERE root NOT IN (SELECT root FROM blocked)";
 
-// ?1 = grace cutoff. Images nothing will reference once the purge is done.
+// ?1 = grace cutoff. Images nothing will reference once the purge is done. The grace (for a
+// still uploaded just before its form) does not apply to the photo of an expired or revoked
+// notice: that goes at once.
 constexpr const char* kSelectPurgeBlobs =
-    "SELECT b.sha256 FROM blobs b WHERE b.stored_at_ms < ?1 "
+    "SELECT b.sha256 FROM blobs b WHERE (b.stored_at_ms < ?1 "
+    "  OR EXISTS (SELECT 1 FROM notices n WHERE n.photo_sha256 = b.sha256 "
+    "             AND n.state IN ('expired', 'revoked'))) "
     "AND NOT EXISTS (SELECT 1 FROM form_stills fs WHERE fs.sha256 = b.sha256 "
     "  AND fs.form_id NOT IN (SELECT form_id FROM temp.purge_forms)) "
     "AND NOT EXISTS (SELECT 1 FROM profile_photos pp WHERE pp.sha256 = b.sha256 "

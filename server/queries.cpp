@@ -95,10 +95,12 @@ void check(const intel::Status& status) {
   if (!status.ok()) throw QueryError(code_of(status.code), status.error);
 }
 
+// Takes the result by value and returns the value by value: `const auto& x = value(f())`
+// must not bind to a part of a destroyed temporary.
 template <class T>
-const T& value(const intel::Result<T>& result) {
+T value(intel::Result<T> result) {
   check(result.status);
-  return *result.value;
+  return std::move(*result.value);
 }
 
 void check(const notices::Outcome& outcome) {
