@@ -25,6 +25,7 @@ expect_error() {
 "$CA" issue --dir "$dir/ca" --role hub --id hub --host 127.0.0.1 >/dev/null || fail "hub cert"
 "$CA" issue --dir "$dir/ca" --role shop --town chatham --member "Boots" --id shop-1 >/dev/null || fail "shop cert"
 "$CA" issue --dir "$dir/ca" --role cctv --town all --member "CCTV" --id cctv-1 >/dev/null || fail "cctv cert"
+"$CA" issue --dir "$dir/ca" --role coordinator --town all --member "SMP" --id coord-1 >/dev/null || fail "coord cert"
 "$CA" init --dir "$dir/other" >/dev/null || fail "other init"
 "$CA" issue --dir "$dir/other" --role shop --town chatham --member "Rogue" --id shop-1 >/dev/null || fail "rogue cert"
 
@@ -107,6 +108,17 @@ grep -q "$bare_sha" "$dir/out" || fail "the form does not cite the still: $(cat 
 ok
 sed 's/cli-test-0001/cli-test-0004/' "$dir/form.json" >"$dir/form4.json"
 expect_error "report with a still that is not an image" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form4.json" --still "$dir/notes.jpg"
+
+# audit verify: exit 0 on an intact chain; after a row is altered behind the hub's back, a
+# non-zero exit naming the first broken row.
+"$CLI" --hub "$addr" --certs "$dir/ca" --id coord-1 coord audit verify >"$dir/out" 2>"$dir/err" \
+  || fail "audit verify on an intact chain: $(cat "$dir/err")"
+grep -q "audit chain intact" "$dir/out" || fail "audit verify: $(cat "$dir/out")"
+ok
+sqlite3 "$dir/hub.db" "UPDATE audit_log SET detail = 'edited' WHERE seq = 1" || fail "tamper"
+expect_error "audit verify on an altered chain" "$CLI" --hub "$addr" --certs "$dir/ca" --id coord-1 coord audit verify
+grep -q "row 1" "$dir/err" || fail "audit verify did not name row 1: $(cat "$dir/err")"
+ok
 
 kill -0 "$hubpid" || fail "hub died"
 ok
