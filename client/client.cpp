@@ -142,7 +142,7 @@ awaitable<v1::Welcome> Client::connect() {
   v1::Envelope hello;
   auto* h = hello.mutable_hello();
   h->set_protocol_version(kProtocolVersion);
-  for (const char* capability : {"alerts", "forms", "queries", "uploads"}) {
+  for (const char* capability : {"alerts", "forms", "queries", "uploads", "sightings"}) {
     h->add_capabilities(capability);
   }
   h->set_software("saferlink-cli 0.1.0");

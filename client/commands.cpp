@@ -367,6 +367,85 @@ int run_upload(const ClientOptions& options, const std::string& file, bool json,
   });
 }
 
+int run_sighting(const ClientOptions& options, const SightingArgs& args, std::ostream& out,
+                 std::ostream& err) {
+  auto refuse = [&err](const std::string& why) {
+    err << "saferlink: " << why << std::endl;
+    return 1;
+  };
+  if (args.text.empty()) return refuse("--text is required");
+  if (args.text.size() > 500) return refuse("--text is longer than 500 bytes");
+  if (args.location.size() > 200) return refuse("--location is longer than 200 bytes");
+  if (args.heading.size() > 100) return refuse("--heading is longer than 100 bytes");
+  if (args.profile_id && *args.profile_id <= 0) return refuse("--profile must be a positive id");
+  std::string photo;
+  if (!args.photo_file.empty()) {
+    try {
+      photo = read_image_file(args.photo_file);
+    } catch (const ClientError& e) {
+      return refuse(e.what());
+    }
+  }
+  const std::uint64_t seq = args.seq ? *args.seq : static_cast<std::uint64_t>(now_ms());
+  const std::string sighting_id = options.id + ":" + std::to_string(seq);
+  const std::int64_t seen_at = now_ms();
+  out << sighting_id << std::endl;
+  return run_command(err, [&]() -> awaitable<int> {
+    // A lost connection or STORE_FAILED: connect again and send the same sighting (same id:
+    // the hub stores it once and never relays it twice). The photo goes first, every attempt:
+    // one the hub holds is answered at once, and the same bytes give the same stored SHA-256.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        Client client(co_await asio::this_coro::executor, options);
+        co_await client.connect();
+        v1::Envelope envelope;
+        auto* x = envelope.mutable_sighting();
+        x->set_sighting_id(sighting_id);
+        x->set_device_seq(seq);
+        x->set_text(args.text);
+        if (args.profile_id) x->set_profile_id(*args.profile_id);
+        x->set_location(args.location);
+        x->set_heading(args.heading);
+        x->set_town(args.town);
+        x->set_seen_at_ms(seen_at);
+        if (!photo.empty()) {
+          v1::UploadStatus stored;
+          try {
+            stored = co_await upload_image(client, photo);
+          } catch (const UploadRefused& e) {
+            throw UploadRefused("photo " + args.photo_file + ": " + e.what());
+          }
+          x->set_photo_sha256(stored.stored_sha256());
+        }
+        const std::uint64_t id = client.send(std::move(envelope));
+        for (;;) {
+          auto e = co_await client.next(options.connect_timeout * 3);
+          if (!e) throw ClientError("the hub did not answer in time");
+          if (e->has_error() && e->error().in_reply_to() == id) {
+            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
+            err << "saferlink: sighting refused: " << e->error().message() << std::endl;
+            co_return 1;
+          }
+          if (e->has_sighting_accepted() && e->sighting_accepted().sighting_id() == sighting_id) {
+            print_event(out, *e, args.json);
+            client.close();
+            co_return 0;
+          }
+        }
+      } catch (const ClientSetupError&) {
+        throw;
+      } catch (const UploadRefused&) {
+        throw;
+      } catch (const ClientError& e) {
+        if (attempt >= 5) throw;
+        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+      }
+      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
+      co_await pause.async_wait(asio::use_awaitable);
+    }
+  });
+}
+
 int run_query(const ClientOptions& options, const std::string& op, const std::string& args_json,
               bool json, std::ostream& out, std::ostream& err) {
   v1::Envelope envelope;

@@ -60,6 +60,25 @@ int run_report(const ClientOptions& options, const std::string& form_json_text,
 int run_upload(const ClientOptions& options, const std::string& file, bool json,
                std::ostream& out, std::ostream& err);
 
+struct SightingArgs {
+  std::string text;                        // required, at most 500 bytes
+  std::optional<std::int64_t> profile_id;  // an offender profile seen
+  std::string photo_file;                  // an image to upload first and cite
+  std::string location;                    // at most 200 bytes
+  std::string heading;                     // at most 100 bytes
+  std::string town;                        // required when the certificate says "all"
+  std::optional<std::uint64_t> seq;        // device sequence; default: Unix milliseconds
+  bool json = false;
+};
+// Posts an offender sighting: prints the sighting id ("<id>:<seq>"), then the hub's answer,
+// "accepted, relayed to N" with " (possible breach of notice M)" when the named profile has an
+// active exclusion notice covering the town (or with `json` one JSON object). Exit 0 only once
+// the hub has committed it. The photo, if any, is uploaded first (client/upload.hpp). A lost
+// connection is retried with the same sighting id (the hub answers a retry without relaying
+// it twice).
+int run_sighting(const ClientOptions& options, const SightingArgs& args, std::ostream& out,
+                 std::ostream& err);
+
 // Sends one Query (op + JSON object of arguments) and prints the result: with `json`, one JSON
 // object per line (an array result is printed one element per line); otherwise indented JSON.
 int run_query(const ClientOptions& options, const std::string& op, const std::string& args_json,

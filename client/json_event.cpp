@@ -71,6 +71,33 @@ std::string describe(const v1::Envelope& e) {
                  " at " + clock_time(u.at_ms());
       }
     }
+    case v1::Envelope::kSighting: {
+      const auto& x = e.sighting();
+      std::string s = x.possible_breach() ? "SIGHTING (POSSIBLE BREACH of notice " +
+                                                std::to_string(x.notice_id()) + ")"
+                                          : std::string("SIGHTING");
+      s += " " + x.sighting_id() + " from " + x.origin_member() + " (" + x.origin_id() + ", " +
+           upper_role(x.origin_role()) + ", " + x.town() + "), seen " +
+           clock_time(x.seen_at_ms());
+      if (x.profile_id() > 0) {
+        s += ", profile " + std::to_string(x.profile_id()) +
+             (x.profile_name().empty() ? "" : " (" + x.profile_name() + ")");
+      }
+      if (!x.location().empty()) s += ", at " + x.location();
+      if (!x.heading().empty()) s += ", heading " + x.heading();
+      if (!x.photo_sha256().empty()) s += ", photo " + x.photo_sha256().substr(0, 12);
+      s += ": " + x.text();
+      return s;
+    }
+    case v1::Envelope::kSightingAccepted: {
+      const auto& a = e.sighting_accepted();
+      std::string s = "accepted, relayed to " + std::to_string(a.recipients());
+      if (a.possible_breach()) {
+        s += " (possible breach of notice " + std::to_string(a.notice_id()) + ")";
+      }
+      if (a.duplicate()) s += " (already accepted earlier)";
+      return s;
+    }
     case v1::Envelope::kError:
       return "error: " + e.error().message();
     case v1::Envelope::kReceipt:
@@ -133,6 +160,37 @@ std::string event_json(const v1::Envelope& e, std::int64_t received_at_ms) {
                                                : std::string(to_string(u.event()));
       j["at_ms"] = u.at_ms();
       j["escalation_round"] = u.escalation_round();
+      break;
+    }
+    case v1::Envelope::kSighting: {
+      const auto& x = e.sighting();
+      j["sighting_id"] = x.sighting_id();
+      j["from_id"] = x.origin_id();
+      j["from_role"] = x.origin_role();
+      j["member"] = x.origin_member();
+      j["town"] = x.town();
+      j["possible_breach"] = x.possible_breach();
+      j["profile_id"] = x.profile_id() > 0 ? nlohmann::json(x.profile_id()) : nlohmann::json();
+      j["profile_name"] = x.profile_name();
+      j["notice_id"] = x.notice_id() > 0 ? nlohmann::json(x.notice_id()) : nlohmann::json();
+      j["text"] = x.text();
+      j["location"] = x.location();
+      j["heading"] = x.heading();
+      j["photo_sha256"] = x.photo_sha256();
+      j["seen_at_ms"] = x.seen_at_ms();
+      j["accepted_at_ms"] = x.accepted_at_ms();
+      break;
+    }
+    case v1::Envelope::kSightingAccepted: {
+      const auto& a = e.sighting_accepted();
+      j["sighting_id"] = a.sighting_id();
+      j["status"] = "accepted";
+      j["accepted_at_ms"] = a.accepted_at_ms();
+      j["recipients"] = a.recipients();
+      j["possible_breach"] = a.possible_breach();
+      j["notice_id"] = a.notice_id() > 0 ? nlohmann::json(a.notice_id()) : nlohmann::json();
+      j["profile_id"] = a.profile_id() > 0 ? nlohmann::json(a.profile_id()) : nlohmann::json();
+      j["duplicate"] = a.duplicate();
       break;
     }
     case v1::Envelope::kError:

@@ -67,6 +67,21 @@ int main(int argc, char** argv) {
   upload_cmd->add_option("FILE", upload_file, "the image")->required()->check(CLI::ExistingFile);
   upload_cmd->add_flag("--json", upload_json, "the result as a JSON object");
 
+  SightingArgs sighting;
+  auto* sighting_cmd = app.add_subcommand(
+      "sighting", "post an offender sighting to your town, CCTV and police");
+  sighting_cmd->add_option("--text", sighting.text, "what was seen (at most 500 bytes)")
+      ->required();
+  sighting_cmd->add_option("--profile", sighting.profile_id, "the offender profile id seen");
+  sighting_cmd->add_option("--photo", sighting.photo_file, "a photo (JPEG, PNG or WebP) to attach")
+      ->check(CLI::ExistingFile);
+  sighting_cmd->add_option("--location", sighting.location, "where (at most 200 bytes)");
+  sighting_cmd->add_option("--heading", sighting.heading, "which way they went (at most 100 bytes)");
+  sighting_cmd->add_option("--town", sighting.town,
+                           "the town (required when your certificate covers all towns)");
+  sighting_cmd->add_option("--seq", sighting.seq, "device sequence number (default: Unix ms)");
+  sighting_cmd->add_flag("--json", sighting.json, "the hub's answer as a JSON object");
+
   std::function<int()> coord_command;
   add_coord_commands(app, options, &coord_command);
 
@@ -95,6 +110,7 @@ int main(int argc, char** argv) {
   if (upload_cmd->parsed()) {
     return run_upload(options, upload_file, upload_json, std::cout, std::cerr);
   }
+  if (sighting_cmd->parsed()) return run_sighting(options, sighting, std::cout, std::cerr);
   if (coord_command) return coord_command();
   return 1;
 }

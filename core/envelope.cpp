@@ -22,6 +22,7 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kReceipt:
     case v1::Envelope::kFormConfirmed:
     case v1::Envelope::kUploadStatus:
+    case v1::Envelope::kSightingAccepted:
       return Priority::control;
     case v1::Envelope::kUploadChunk:
       return Priority::bulk;
@@ -29,6 +30,7 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kUploadBegin:
     case v1::Envelope::kQuery:
     case v1::Envelope::kQueryResult:
+    case v1::Envelope::kSighting:  // behind alerts and control, ahead of bulk
     case v1::Envelope::BODY_NOT_SET:
       break;
   }
@@ -72,6 +74,8 @@ std::string_view body_name(v1::Envelope::BodyCase body) {
     case v1::Envelope::kUploadStatus: return "upload_status";
     case v1::Envelope::kQuery: return "query";
     case v1::Envelope::kQueryResult: return "query_result";
+    case v1::Envelope::kSighting: return "sighting";
+    case v1::Envelope::kSightingAccepted: return "sighting_accepted";
     case v1::Envelope::BODY_NOT_SET: return "empty envelope";
   }
   return "unknown";

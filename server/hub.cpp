@@ -10,6 +10,7 @@
 #include "server/queries.hpp"
 #include "server/routing.hpp"
 #include "server/session.hpp"
+#include "server/sighting_store.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -49,6 +50,29 @@ v1::PanicAlert relay_of(const alerts::AlertRecord& r) {
   p.set_origin_town(r.town);
   p.set_accepted_at_ms(r.accepted_at_ms);
   return p;
+}
+
+// The relayed form of a stored sighting.
+v1::Sighting relay_of(const sightings::Record& r) {
+  v1::Sighting s;
+  s.set_sighting_id(r.sighting_id);
+  s.set_device_seq(r.device_seq);
+  s.set_text(r.text);
+  if (r.profile_id) s.set_profile_id(*r.profile_id);
+  s.set_photo_sha256(r.photo_sha256);
+  s.set_location(r.location);
+  s.set_heading(r.heading);
+  s.set_town(r.town);
+  s.set_seen_at_ms(r.seen_at_ms);
+  s.set_origin_id(r.device_id);
+  s.set_origin_role(r.sender_role);
+  s.set_origin_town(r.sender_town);
+  s.set_origin_member(r.sender_member);
+  s.set_accepted_at_ms(r.accepted_at_ms);
+  s.set_possible_breach(r.possible_breach);
+  if (r.notice_id) s.set_notice_id(*r.notice_id);
+  s.set_profile_name(r.profile_name);
+  return s;
 }
 
 AlertTracker::TimePoint steady_from_wall(std::int64_t wall_ms) {
@@ -629,6 +653,88 @@ void Hub::on_form(const SessionRef& from, std::uint64_t msg_id, const v1::Incide
                        confirmed->duplicate() ? "repeated: confirmed again" : "stored");
         }
         from.connection->send(reply);
+      });
+}
+
+void Hub::on_sighting(const SessionRef& from, std::uint64_t msg_id,
+                      const v1::Sighting& sighting) {
+  const std::int64_t accepted_at = now_ms();
+  sightings::Record record;
+  record.sighting_id = sighting.sighting_id();
+  record.device_id = from.identity.id;
+  record.device_seq = sighting.device_seq();
+  record.sender_role = std::string(to_string(from.identity.role));
+  record.sender_member = from.identity.member;
+  record.sender_town = from.identity.town;
+  // check_sighting made sure an all-town sender named a town and nobody else named another.
+  record.town = from.identity.all_towns() ? sighting.town() : from.identity.town;
+  record.text = sighting.text();
+  record.location = sighting.location();
+  record.heading = sighting.heading();
+  if (sighting.profile_id() > 0) record.profile_id = sighting.profile_id();
+  record.photo_sha256 = sighting.photo_sha256();
+  record.seen_at_ms = sighting.seen_at_ms() > 0 ? sighting.seen_at_ms() : accepted_at;
+  record.accepted_at_ms = accepted_at;
+
+  auto result = std::make_shared<sightings::InsertResult>();
+  store_->submit(
+      [record, accepted_at, result](SQLite::Database& db) {
+        *result = sightings::insert(db, record, accepted_at);
+      },
+      [this, from, msg_id, result](std::exception_ptr error) {
+        asio::post(strand_, [this, from, msg_id, result, error] {
+          if (error) {
+            spdlog::error("sighting from {}: {}", from.identity.id, reason_of(error));
+            v1::Envelope reply =
+                make_error(msg_id, v1::STORE_FAILED, "could not store the sighting; retry");
+            from.connection->send(reply);
+            return;
+          }
+          if (result->outcome == sightings::Outcome::refused) {
+            ++refusals_;
+            spdlog::info("sighting from {} refused: {}", from.identity.id, result->error);
+            v1::Envelope reply = make_error(msg_id, v1::INVALID, result->error);
+            from.connection->send(reply);
+            return;
+          }
+          const auto& stored = result->stored;
+          v1::Envelope reply;
+          auto* accepted = reply.mutable_sighting_accepted();
+          accepted->set_sighting_id(stored.sighting_id);
+          accepted->set_accepted_at_ms(stored.accepted_at_ms);
+          accepted->set_possible_breach(stored.possible_breach);
+          if (stored.notice_id) accepted->set_notice_id(*stored.notice_id);
+          if (stored.profile_id) accepted->set_profile_id(*stored.profile_id);
+          if (result->outcome == sightings::Outcome::duplicate) {
+            accepted->set_duplicate(true);
+            spdlog::info("sighting {} from {}: duplicate, answered again, not relayed",
+                         stored.sighting_id, from.identity.id);
+            from.connection->send(reply);
+            return;
+          }
+          // Routed as if the sender stood in the sighting's town (an all-town CCTV operator
+          // or police officer names it).
+          Identity sender = from.identity;
+          sender.town = stored.town;
+          v1::Envelope relay;
+          *relay.mutable_sighting() = relay_of(stored);
+          const Frame frame = encode(relay);  // encoded once, shared by every recipient
+          std::uint32_t recipients = 0;
+          for (const auto& [id, session] : sessions_) {
+            if (!receives_sighting(sender, session.identity, stored.possible_breach)) continue;
+            session.connection->send(frame, Priority::normal);
+            ++recipients;
+          }
+          accepted->set_recipients(recipients);
+          from.connection->send(reply);
+          spdlog::info("sighting {} from {} in {} accepted{}, relayed to {}", stored.sighting_id,
+                       from.identity.id, stored.town,
+                       stored.possible_breach
+                           ? " (possible breach of notice " + std::to_string(*stored.notice_id) +
+                                 ")"
+                           : std::string(),
+                       recipients);
+        });
       });
 }
 

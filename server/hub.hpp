@@ -1,6 +1,6 @@
 // Hub: the SaferLink device listener. Accepts mutual-TLS connections, runs one session per
-// device, and relays panic alerts, statuses and cancels between sessions; writes every alert
-// to the store before it tells the sender `accepted`.
+// device, and relays panic alerts, statuses, cancels and sightings between sessions; writes
+// every alert and sighting to the store before it tells the sender `accepted`.
 //
 // Threads and executors:
 //   - `threads` network threads run the io_context. Each session lives on its own strand
@@ -89,6 +89,10 @@ class Hub {
   void on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::PanicAlert& panic);
   void on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::CancelAlert& cancel);
   void on_status(const SessionRef& from, std::uint64_t msg_id, const v1::RecipientStatus& status);
+  // A sighting that passed check_sighting (session strand): stored (the store decides the
+  // breach flag), then SightingAccepted to the sender and the relay, on the hub strand, to
+  // every session receives_sighting names; Error(INVALID) for an unknown profile or photo.
+  void on_sighting(const SessionRef& from, std::uint64_t msg_id, const v1::Sighting& sighting);
   // An incident form that passed validation (session strand): stored, then FormConfirmed.
   void on_form(const SessionRef& from, std::uint64_t msg_id, const v1::IncidentForm& form);
   // A query to the intelligence store (server/queries.hpp): run on the store thread, then

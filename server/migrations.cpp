@@ -183,6 +183,31 @@ CREATE INDEX audit_log_object ON audit_log (object_type, object_id);
     R"sql(
 CREATE TABLE image_uploads (declared_sha256 TEXT PRIMARY KEY, stored_sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE, first_sender TEXT NOT NULL, at_ms INTEGER NOT NULL)
 )sql",
+    // 4: offender sightings (server/sighting_store), kept for the record and for replay to
+    // handsets that were off air. The references never block a retention purge: a purged
+    // profile, notice or image leaves the sighting without it.
+    R"sql(
+CREATE TABLE sightings (
+  sighting_id     TEXT PRIMARY KEY,
+  device_id       TEXT NOT NULL,
+  device_seq      INTEGER NOT NULL CHECK (device_seq > 0),
+  sender_role     TEXT NOT NULL CHECK (sender_role IN ('shop', 'police', 'cctv')),
+  sender_member   TEXT NOT NULL,
+  sender_town     TEXT NOT NULL,
+  town            TEXT NOT NULL,
+  text            TEXT NOT NULL,
+  location        TEXT NOT NULL DEFAULT '',
+  heading         TEXT NOT NULL DEFAULT '',
+  profile_id      INTEGER REFERENCES profiles (profile_id) ON DELETE SET NULL,
+  photo_sha256    TEXT REFERENCES blobs (sha256) ON DELETE SET NULL,
+  possible_breach INTEGER NOT NULL DEFAULT 0 CHECK (possible_breach IN (0, 1)),
+  notice_id       INTEGER REFERENCES notices (notice_id) ON DELETE SET NULL,
+  seen_at_ms      INTEGER NOT NULL,
+  accepted_at_ms  INTEGER NOT NULL
+);
+CREATE INDEX sightings_accepted_at ON sightings (accepted_at_ms);
+CREATE INDEX sightings_profile ON sightings (profile_id);
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

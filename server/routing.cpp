@@ -70,6 +70,23 @@ bool receives_panic(const Identity& sender, const Identity& recipient, bool esca
   return escalated ? receives_escalated(recipient) : receives_normal(sender, recipient);
 }
 
+bool receives_sighting(const Identity& sender, const Identity& recipient, bool possible_breach) {
+  if (recipient.id == sender.id) return false;
+  switch (recipient.role) {
+    case Role::cctv:
+      return true;
+    case Role::police:
+      return recipient.all_towns() || (recipient.town == sender.town && !sender.all_towns());
+    case Role::shop:
+      return same_specific_town(sender, recipient);
+    case Role::coordinator:
+      return possible_breach;
+    case Role::hub:
+      return false;
+  }
+  return false;
+}
+
 bool may_send(Role role, v1::Envelope::BodyCase body) {
   if (role == Role::hub) return false;  // the hub speaks for itself; it never sends through here
   switch (body) {
@@ -80,6 +97,8 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
     case v1::Envelope::kPanic:
     case v1::Envelope::kCancel:
       return role == Role::shop;
+    case v1::Envelope::kSighting:
+      return role == Role::shop || role == Role::police || role == Role::cctv;
     case v1::Envelope::kStatus:
       return receives_alerts(role);
     case v1::Envelope::kForm:
@@ -95,6 +114,7 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
     case v1::Envelope::kFormConfirmed:
     case v1::Envelope::kUploadStatus:
     case v1::Envelope::kQueryResult:
+    case v1::Envelope::kSightingAccepted:
     case v1::Envelope::BODY_NOT_SET:
       return false;
   }

@@ -7,6 +7,11 @@
 //                town "all"; every other shop of the sender's town.
 //   escalated -> every police officer and CCTV operator in every town, and every coordinator.
 //   The sender itself never receives its own alert.
+//
+// Sighting routing (shared/SPEC.md section 2, "Offender sighting"): everyone in the sighting's
+// town — shops of that town, police of that town — plus every CCTV operator (any town) and every
+// police officer with town "all"; coordinators only when the sighting is flagged as a possible
+// breach of an active exclusion notice. The sender never receives its own sighting.
 #pragma once
 
 #include "core/identity.hpp"
@@ -17,9 +22,15 @@ namespace saferlink::server {
 // True when `recipient` should get a panic alert sent by `sender`.
 bool receives_panic(const Identity& sender, const Identity& recipient, bool escalated);
 
+// True when `recipient` should get a sighting sent by `sender`. `sender.town` is the sighting's
+// town: the sender's certificate town, or for a sender whose certificate says "all" (CCTV,
+// police) the town named in the message (the hub substitutes it before asking).
+bool receives_sighting(const Identity& sender, const Identity& recipient, bool possible_breach);
+
 // Deny by default: true only for the (role, message) pairs a device of that role may send.
 //   hello, heartbeat, error: everyone
 //   panic, cancel:           shop
+//   sighting:                shop, police, cctv (not coordinators)
 //   status:                  shop, police, cctv, coordinator (which statuses: may_report)
 //   form, query:             shop, police, cctv, coordinator (finer rules: forms::validate,
 //                            server/queries.cpp)

@@ -1,7 +1,9 @@
 #include "server/session.hpp"
 
 #include "core/envelope.hpp"
+#include "core/image.hpp"
 #include "core/tls.hpp"
+#include "core/towns.hpp"
 #include "server/hub.hpp"
 #include "server/routing.hpp"
 #include "server/uploads.hpp"
@@ -27,6 +29,9 @@ namespace {
 constexpr std::size_t kMaxNote = 500;
 constexpr std::size_t kMaxReason = 200;
 constexpr std::size_t kMaxAlertId = 100;
+constexpr std::size_t kMaxSightingText = 500;
+constexpr std::size_t kMaxLocation = 200;
+constexpr std::size_t kMaxHeading = 100;
 
 // Handles one session's messages, on the session's strand.
 class SessionHandler {
@@ -85,6 +90,13 @@ class SessionHandler {
         }
         hub_.on_status(ref_, envelope.msg_id(), envelope.status());
         return;
+      case v1::Envelope::kSighting:
+        if (auto bad = check_sighting(ref_.identity, envelope.sighting(), hub_.towns())) {
+          refuse(envelope.msg_id(), v1::INVALID, *bad);
+          return;
+        }
+        hub_.on_sighting(ref_, envelope.msg_id(), envelope.sighting());
+        return;
       case v1::Envelope::kForm:
         hub_.on_form(ref_, envelope.msg_id(), envelope.form());
         return;
@@ -132,7 +144,7 @@ class SessionHandler {
     v1::Envelope reply;
     auto* welcome = reply.mutable_welcome();
     welcome->set_protocol_version(kProtocolVersion);
-    for (const char* capability : {"alerts", "forms", "queries", "uploads"}) {
+    for (const char* capability : {"alerts", "forms", "queries", "uploads", "sightings"}) {
       welcome->add_capabilities(capability);
     }
     welcome->set_device_id(ref_.identity.id);
@@ -195,6 +207,40 @@ std::optional<std::string> check_status(const v1::RecipientStatus& status) {
   if (!v1::RecipientStatusKind_IsValid(status.status()) ||
       status.status() == v1::RECIPIENT_STATUS_UNSPECIFIED) {
     return "status: must be delivered, acknowledged, en_route, on_scene or resolved";
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_sighting(const Identity& sender, const v1::Sighting& sighting,
+                                          const std::vector<std::string>& towns) {
+  if (sighting.sighting_id().empty()) return "sighting_id: required";
+  if (sighting.sighting_id().size() > kMaxAlertId) return "sighting_id: longer than 100 bytes";
+  if (sighting.device_seq() == 0) {
+    return "device_seq: required (a positive device sequence number)";
+  }
+  const std::string expected = sender.id + ":" + std::to_string(sighting.device_seq());
+  if (sighting.sighting_id() != expected) {
+    return "sighting_id: must be \"<your device id>:<device_seq>\", here \"" + expected + "\"";
+  }
+  if (sighting.text().empty()) return "text: required (what was seen)";
+  if (sighting.text().size() > kMaxSightingText) return "text: longer than 500 bytes";
+  if (sighting.location().size() > kMaxLocation) return "location: longer than 200 bytes";
+  if (sighting.heading().size() > kMaxHeading) return "heading: longer than 100 bytes";
+  if (sighting.profile_id() < 0) return "profile_id: negative";
+  if (!sighting.photo_sha256().empty() && !is_sha256_hex(sighting.photo_sha256())) {
+    return "photo_sha256: must be 64 lower-case hex digits";
+  }
+  if (sighting.seen_at_ms() < 0) return "seen_at_ms: negative";
+  if (sender.all_towns()) {
+    if (sighting.town().empty()) {
+      return "town: required (your certificate covers all towns: name where it was seen)";
+    }
+    if (sighting.town().size() > 64) return "town: longer than 64 bytes";
+    if (!known_town(towns, sighting.town())) {
+      return "town: unknown town '" + sighting.town() + "'";
+    }
+  } else if (!sighting.town().empty() && sighting.town() != sender.town) {
+    return "town: must be your own town (" + sender.town + ") or left out";
   }
   return std::nullopt;
 }

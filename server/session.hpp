@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace boost::asio::ssl {
 class context;
@@ -25,6 +26,7 @@ namespace v1 {
 class PanicAlert;
 class CancelAlert;
 class RecipientStatus;
+class Sighting;
 }  // namespace v1
 struct Identity;
 }  // namespace saferlink
@@ -42,5 +44,10 @@ boost::asio::awaitable<void> run_session(Hub& hub, std::shared_ptr<boost::asio::
 std::optional<std::string> check_panic(const Identity& sender, const v1::PanicAlert& panic);
 std::optional<std::string> check_cancel(const v1::CancelAlert& cancel);
 std::optional<std::string> check_status(const v1::RecipientStatus& status);
+// A sighting from `sender`, for a hub serving `towns`: id "<sender id>:<device_seq>", text
+// 1..500 bytes, location ≤ 200, heading ≤ 100, profile_id ≥ 0, photo a SHA-256 or empty, town
+// required from a sender with town "all" (one of `towns`) and otherwise empty or the sender's.
+std::optional<std::string> check_sighting(const Identity& sender, const v1::Sighting& sighting,
+                                          const std::vector<std::string>& towns);
 
 }  // namespace saferlink::server

@@ -108,6 +108,22 @@ grep -q "$bare_sha" "$dir/out" || fail "the form does not cite the still: $(cat 
 ok
 sed 's/cli-test-0001/cli-test-0004/' "$dir/form.json" >"$dir/form4.json"
 expect_error "report with a still that is not an image" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 report "$dir/form4.json" --still "$dir/notes.jpg"
+# sighting: prints the sighting id, then the hub's answer; CCTV listening in Chatham hears it.
+"$CLI" --hub "$addr" --certs "$dir/ca" --id cctv-1 listen --count 1 --seconds 15 >"$dir/listen.out" 2>&1 &
+listenpid=$!
+for _ in $(seq 100); do grep -q '^listening as' "$dir/listen.out" && break; sleep 0.1; done
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 sighting --text "grey hoodie" --heading "to the bus station" \
+  --photo "$dir/still.png" --seq 5 >"$dir/out" 2>"$dir/err" || fail "sighting: $(cat "$dir/err")"
+[ "$(head -1 "$dir/out")" = "shop-1:5" ] || fail "sighting did not print its id first: $(cat "$dir/out")"
+[ "$(tail -1 "$dir/out")" = "accepted, relayed to 1" ] || fail "sighting: unexpected '$(tail -1 "$dir/out")'"
+wait "$listenpid" || fail "listen for the sighting: $(cat "$dir/listen.out")"
+grep -q "^SIGHTING shop-1:5 from Boots (shop-1, Shop, chatham).*: grey hoodie$" "$dir/listen.out" \
+  || fail "listen did not show the sighting: $(cat "$dir/listen.out")"
+ok
+expect_error "sighting from a coordinator" "$CLI" --hub "$addr" --certs "$dir/ca" --id coord-1 sighting --text "seen"
+expect_error "sighting from all-town CCTV without a town" "$CLI" --hub "$addr" --certs "$dir/ca" --id cctv-1 sighting --text "seen"
+expect_error "sighting naming an unknown profile" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 sighting --text "seen" --profile 999
+grep -q "profile_id: no profile 999" "$dir/err" || fail "sighting unknown profile: $(cat "$dir/err")"
 
 # audit verify: exit 0 on an intact chain; after a row is altered behind the hub's back, a
 # non-zero exit naming the first broken row.

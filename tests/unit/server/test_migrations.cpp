@@ -13,6 +13,7 @@
 #include "server/audit.hpp"
 #include "server/intel_store.hpp"
 #include "server/notice_store.hpp"
+#include "server/sighting_store.hpp"
 
 #include <doctest/doctest.h>
 
@@ -38,6 +39,7 @@ namespace alerts = saferlink::server::alerts;
 namespace audit = saferlink::server::audit;
 namespace intel = saferlink::server::intel;
 namespace notice_store = saferlink::server::notice_store;
+namespace sightings = saferlink::server::sightings;
 namespace fs = std::filesystem;
 
 // ---- frozen schemas -----------------------------------------------------------------------
@@ -203,8 +205,13 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_object ON audit_log (object_type, object_id);
 )sql";
 
+// Migration 3 exactly as shipped: image uploads.
+constexpr const char* kMigration3 = R"sql(
+CREATE TABLE image_uploads (declared_sha256 TEXT PRIMARY KEY, stored_sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE, first_sender TEXT NOT NULL, at_ms INTEGER NOT NULL)
+)sql";
+
 // The newest schema version with a fixture here.
-constexpr int kNewestFixture = 2;
+constexpr int kNewestFixture = 3;
 
 // ---- frozen rows ----------------------------------------------------------------------------
 
@@ -295,6 +302,15 @@ VALUES
    '24ab393741747d833c2478e8b1bdffa6e5699009671c227fcc81b32afc6b8b59');
 )sql";
 
+// What a version-3 hub held besides: the upload of the v2 still, declared under the SHA-256 of
+// the bytes the device sent (before the hub stripped its metadata).
+constexpr const char* kRowsV3 = R"sql(
+INSERT INTO image_uploads (declared_sha256, stored_sha256, first_sender, at_ms)
+VALUES ('9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9',
+        '3f2c6a0e9b1d4c7a8e5f0b2d6c9a1e4f7b0d3c6a9e2f5b8d1c4a7e0f3b6d9c2a', 'shop-chatham-1',
+        1699999990000);
+)sql";
+
 constexpr std::int64_t kNow = 1700000600000;  // shortly after the fixtures' last row
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -320,7 +336,7 @@ class TempDir {
   fs::path path_;
 };
 
-// Writes a database as the release at `version` (1 or 2) left it, then closes it.
+// Writes a database as the release at `version` (1, 2 or 3) left it, then closes it.
 void make_fixture(const std::string& path, int version,
                   const std::function<void(SQLite::Database&)>& extra = {}) {
   SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -330,6 +346,10 @@ void make_fixture(const std::string& path, int version,
   if (version >= 2) {
     db.exec(kMigration2);
     db.exec(kRowsV2);
+  }
+  if (version >= 3) {
+    db.exec(kMigration3);
+    db.exec(kRowsV3);
   }
   db.exec("PRAGMA user_version = " + std::to_string(version));
   if (extra) extra(db);
@@ -647,6 +667,68 @@ TEST_CASE("a version-2 database migrates to the current version with its forms, 
     INFO(verified.reason);
     CHECK(verified.ok);
     CHECK(verified.rows >= 7);  // the five old rows and the two reads above
+  });
+}
+
+TEST_CASE("a version-3 database migrates to the current version with its uploads, notice and "
+          "audit chain intact, and takes a sighting flagged against the old notice") {
+  TempDir dir;
+  const std::string path = dir.file("v3.db");
+  make_fixture(path, 3);
+  Snapshot before;
+  {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    REQUIRE(user_version(db) == 3);
+    before = snapshot(db);
+    REQUIRE(before.rows.at("image_uploads").size() == 1);
+    REQUIRE(before.rows.at("audit_log").size() == 5);
+  }
+
+  Store store({path});
+  store.run_sync([&](SQLite::Database& db) {
+    CHECK(user_version(db) == Store::latest_schema_version());
+    check_rows_intact(db, before);
+    CHECK(schema(db) == fresh_schema());
+    CHECK(foreign_key_violations(db) == 0);
+    check_v1_rows_readable(db);
+    for (const auto& table : tables(db)) {
+      if (before.columns.count(table) != 0) continue;
+      CAPTURE(table);
+      CHECK(rows_of(db, table, columns(db, table)).empty());
+    }
+    const auto verified = audit::verify(db);
+    INFO(verified.reason);
+    CHECK(verified.ok);
+    CHECK(verified.rows == 5);
+  });
+
+  // A sighting of the v2 profile in Chatham is flagged against its active notice, and its
+  // audit row carries the old chain on.
+  store.run_sync([&](SQLite::Database& db) {
+    sightings::Record r;
+    r.device_id = "shop-chatham-2";
+    r.device_seq = 1;
+    r.sighting_id = "shop-chatham-2:1";
+    r.sender_role = "shop";
+    r.sender_member = "WHSmith Chatham";
+    r.sender_town = "chatham";
+    r.town = "chatham";
+    r.text = "at the tills again";
+    r.profile_id = 1;
+    r.photo_sha256 = kSha;
+    r.seen_at_ms = kNow;
+    r.accepted_at_ms = kNow;
+    const auto result = sightings::insert(db, r, kNow);
+    INFO(result.error);
+    REQUIRE(result.outcome == sightings::Outcome::inserted);
+    CHECK(result.stored.possible_breach);
+    CHECK(result.stored.notice_id == 1);
+    CHECK(result.stored.profile_name == "Razor Ray");
+    const auto verified = audit::verify(db);
+    INFO(verified.reason);
+    CHECK(verified.ok);
+    CHECK(verified.rows == 6);
+    CHECK(db.execAndGet("SELECT count(*) FROM image_uploads").getInt() == 1);
   });
 }
 

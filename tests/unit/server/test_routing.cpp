@@ -116,6 +116,94 @@ TEST_CASE("a shop with town 'all' neither hears nor reaches other shops but stil
   CHECK_FALSE(receives_panic(odd_shop, make("police-chatham-01", Role::police, "chatham"), false));
 }
 
+// --- sighting recipients ----------------------------------------------------------------
+
+TEST_CASE("sighting recipients for every sender, recipient role and town, with and without a "
+          "possible breach") {
+  // Senders: a Chatham shop, Chatham police, and CCTV / police with town "all" reporting a
+  // sighting in Chatham (the hub routes them as standing in the town they name).
+  const Identity senders[] = {
+      kChathamShop,
+      make("police-chatham-07", Role::police, "chatham"),
+      make("cctv-all-07", Role::cctv, "chatham"),
+      make("police-all-07", Role::police, "chatham"),
+  };
+  struct Row {
+    Role role;
+    const char* town;
+    bool normal;
+    bool breach;
+  };
+  const Row rows[] = {
+      {Role::shop, "chatham", true, true},
+      {Role::shop, "strood", false, false},
+      {Role::shop, "all", false, false},
+      {Role::police, "chatham", true, true},
+      {Role::police, "strood", false, false},
+      {Role::police, "all", true, true},
+      {Role::cctv, "chatham", true, true},
+      {Role::cctv, "strood", true, true},
+      {Role::cctv, "all", true, true},
+      {Role::coordinator, "chatham", false, true},
+      {Role::coordinator, "strood", false, true},
+      {Role::coordinator, "all", false, true},
+      {Role::hub, "chatham", false, false},
+      {Role::hub, "strood", false, false},
+      {Role::hub, "all", false, false},
+  };
+  int covered = 0;
+  for (const auto& sender : senders) {
+    for (const auto& row : rows) {
+      const auto recipient =
+          make(std::string(to_string(row.role)) + "-" + row.town + "-09", row.role, row.town);
+      INFO("sender ", sender.id, " recipient role ", to_string(row.role), " town ", row.town);
+      CHECK(receives_sighting(sender, recipient, false) == row.normal);
+      CHECK(receives_sighting(sender, recipient, true) == row.breach);
+      ++covered;
+    }
+  }
+  CHECK(covered == 4 * 15);  // 4 senders x 5 roles x 3 towns
+}
+
+TEST_CASE("a Strood sighting reaches Strood shops and police but no Chatham shop or police") {
+  const auto strood_shop = make("shop-strood-01", Role::shop, "strood");
+  CHECK(receives_sighting(strood_shop, make("shop-strood-02", Role::shop, "strood"), false));
+  CHECK(receives_sighting(strood_shop, make("police-strood-01", Role::police, "strood"), false));
+  CHECK_FALSE(receives_sighting(strood_shop, kChathamShop, false));
+  CHECK_FALSE(receives_sighting(strood_shop, kChathamShop, true));
+  CHECK_FALSE(
+      receives_sighting(strood_shop, make("police-chatham-01", Role::police, "chatham"), true));
+}
+
+TEST_CASE("the sender never receives its own sighting, flagged or not, whatever its role") {
+  for (const Role role : kAllRoles) {
+    for (const char* town : {"chatham", "all"}) {
+      const auto sender = make("device-01", role, town);
+      INFO("role ", to_string(role), " town ", town);
+      CHECK_FALSE(receives_sighting(sender, sender, false));
+      CHECK_FALSE(receives_sighting(sender, sender, true));
+    }
+  }
+}
+
+TEST_CASE("a sighting still routed with town 'all' reaches no shop and no town police, only "
+          "CCTV and all-town police") {
+  const auto unnamed = make("cctv-01", Role::cctv, "all");
+  CHECK_FALSE(receives_sighting(unnamed, kChathamShop, false));
+  CHECK_FALSE(receives_sighting(unnamed, make("police-chatham-01", Role::police, "chatham"),
+                                false));
+  CHECK(receives_sighting(unnamed, make("police-all-01", Role::police, "all"), false));
+  CHECK(receives_sighting(unnamed, make("cctv-02", Role::cctv, "all"), false));
+}
+
+TEST_CASE("a coordinator may not send a sighting and nobody may send sighting_accepted") {
+  CHECK_FALSE(may_send(Role::coordinator, v1::Envelope::kSighting));
+  CHECK(refusal_reason(Role::coordinator, v1::Envelope::kSighting) ==
+        "role coordinator may not send sighting");
+  CHECK(refusal_reason(Role::shop, v1::Envelope::kSightingAccepted) ==
+        "role shop may not send sighting_accepted");
+}
+
 // --- what each role may send -----------------------------------------------------------
 
 TEST_CASE("may_send allows exactly the role and message pairs of the protocol, deny by default") {
@@ -142,6 +230,8 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       {E::kUploadStatus, false, false, false, false, false},
       {E::kQuery, true, true, true, true, false},
       {E::kQueryResult, false, false, false, false, false},
+      {E::kSighting, true, true, true, false, false},
+      {E::kSightingAccepted, false, false, false, false, false},
       {E::BODY_NOT_SET, false, false, false, false, false},
   };
   int covered = 0;
@@ -153,7 +243,7 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       ++covered;
     }
   }
-  CHECK(covered == 18 * 5);  // every body case of the envelope, for every role
+  CHECK(covered == 20 * 5);  // every body case of the envelope, for every role
 }
 
 TEST_CASE("may_report gives delivered and acknowledged to every receiving role and the "
