@@ -478,6 +478,8 @@ constexpr const char* kSelectPurgeBlobs =
     "  AND pp.profile_id NOT IN (SELECT profile_id FROM temp.purge_profiles)) "
     "AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.photo_sha256 = b.sha256 "
     "  AND n.state NOT IN ('expired', 'revoked')) "
+    "AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.photo_sha256 = b.sha256 "
+    "  AND s.accepted_at_ms >= ?2) "
     "ORDER BY b.sha256";
 
 // ---- SAR ------------------------------------------------------------------------------------
@@ -1191,7 +1193,15 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
   {
     SQLite::Statement select(db, kSelectPurgeBlobs);
     select.bind(1, now_ms - options.unreferenced_blob_grace_ms);
+    select.bind(2, cutoff);
     while (select.executeStep()) report.blobs.push_back(select.getColumn(0).getString());
+  }
+  {
+    // Sightings are kept as long as forms: they may describe a person.
+    SQLite::Statement select(
+        db, "SELECT sighting_id FROM sightings WHERE accepted_at_ms < ? ORDER BY sighting_id");
+    select.bind(1, cutoff);
+    while (select.executeStep()) report.sightings.push_back(select.getColumn(0).getString());
   }
 
   if (dry_run) {
@@ -1206,6 +1216,11 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
   db.exec("DELETE FROM incident_forms WHERE form_id IN (SELECT form_id FROM temp.purge_forms)");
   db.exec(
       "DELETE FROM profiles WHERE profile_id IN (SELECT profile_id FROM temp.purge_profiles)");
+  {
+    SQLite::Statement remove(db, "DELETE FROM sightings WHERE accepted_at_ms < ?");
+    remove.bind(1, cutoff);
+    remove.exec();
+  }
   {
     SQLite::Statement unlink(db,
                              "UPDATE notices SET photo_sha256 = NULL WHERE notice_id = ? "
@@ -1240,6 +1255,10 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
   }
   for (const auto& sha : report.blobs) {
     audit_row(db, actor, now_ms, "purge", "photo", sha, "image deleted: no longer referenced");
+  }
+  if (!report.sightings.empty()) {
+    audit_row(db, actor, now_ms, "purge", "sighting", std::to_string(report.sightings.size()),
+              "sightings past the retention period deleted");
   }
   savepoint.commit();
   return success(std::move(report));
@@ -1303,6 +1322,44 @@ Result<SarExport> gather_sar(SQLite::Database& db, std::int64_t profile_id, cons
     }
   }
   doc["merged_profiles"] = std::move(merged);
+
+  // Sightings that named the person.
+  {
+    ojson sightings = ojson::array();
+    SQLite::Statement select(
+        db,
+        "SELECT sighting_id, device_id, sender_role, sender_member, town, text, location, "
+        "heading, photo_sha256, possible_breach, notice_id, seen_at_ms, accepted_at_ms "
+        "FROM sightings WHERE profile_id IN (SELECT value FROM json_each(?1)) "
+        "ORDER BY accepted_at_ms, sighting_id");
+    select.bind(1, tree_json);
+    while (select.executeStep()) {
+      ojson x;
+      x["sighting_id"] = select.getColumn(0).getString();
+      x["reported_by"] = select.getColumn(1).getString();
+      x["reporter_role"] = select.getColumn(2).getString();
+      x["reporter_member"] = select.getColumn(3).getString();
+      x["town"] = select.getColumn(4).getString();
+      x["text"] = select.getColumn(5).getString();
+      x["location"] = select.getColumn(6).getString();
+      x["heading"] = select.getColumn(7).getString();
+      if (select.getColumn(8).isNull()) {
+        x["photo_sha256"] = nullptr;
+      } else {
+        const auto sha = select.getColumn(8).getString();
+        x["photo_sha256"] = sha;
+        photo_set.insert(sha);
+        photo_sources[sha].insert("sighting photo");
+      }
+      x["possible_breach"] = select.getColumn(9).getInt() != 0;
+      x["notice_id"] =
+          select.getColumn(10).isNull() ? ojson(nullptr) : ojson(select.getColumn(10).getInt64());
+      x["seen_at"] = forms::format_rfc3339_ms(select.getColumn(11).getInt64());
+      x["accepted_at"] = forms::format_rfc3339_ms(select.getColumn(12).getInt64());
+      sightings.push_back(std::move(x));
+    }
+    doc["sightings"] = std::move(sightings);
+  }
 
   // Notices of the person, with every transition and the incidents each cited.
   std::vector<std::int64_t> notice_ids;

@@ -346,6 +346,7 @@ struct PurgeReport {
   std::vector<std::int64_t> profiles;         // profile ids, sorted (merged ones included)
   std::vector<NoticePhoto> notice_photos;     // photos unlinked from expired/revoked notices
   std::vector<std::string> blobs;             // sha256 of blob rows deleted: delete the files
+  std::vector<std::string> sightings;         // sighting ids past the retention period
 };
 
 // The hub (scheduled) or a coordinator (on demand).

@@ -562,7 +562,8 @@ const std::map<std::string, Op>& table() {
                               {"forms", report.forms},
                               {"profiles", report.profiles},
                               {"notice_photos", photos},
-                              {"blobs", report.blobs}});
+                              {"blobs", report.blobs},
+                              {"sightings", report.sightings}});
           if (!dry_run) answer.delete_blobs = report.blobs;
           return answer;
         }}},
