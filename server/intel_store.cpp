@@ -1,5 +1,7 @@
 #include "server/intel_store.hpp"
 
+#include "server/savepoint.hpp"
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
@@ -21,33 +23,6 @@ using ojson = nlohmann::ordered_json;
 
 // ---- plumbing -------------------------------------------------------------------------------
 
-// A SAVEPOINT for the duration of one function: released by commit(), rolled back otherwise
-// (an early return or an exception). Nests inside the Store's batch transaction, or starts a
-// transaction of its own when there is none.
-class Savepoint {
- public:
-  explicit Savepoint(SQLite::Database& db) : db_(db) { db_.exec("SAVEPOINT intel"); }
-  ~Savepoint() {
-    if (done_) return;
-    try {
-      db_.exec("ROLLBACK TO intel");
-      db_.exec("RELEASE intel");
-    } catch (const std::exception&) {
-      // The error that brought us here is the one worth reporting.
-    }
-  }
-  Savepoint(const Savepoint&) = delete;
-  Savepoint& operator=(const Savepoint&) = delete;
-
-  void commit() {
-    db_.exec("RELEASE intel");
-    done_ = true;
-  }
-
- private:
-  SQLite::Database& db_;
-  bool done_ = false;
-};
 
 Status fail(Code code, std::string error) { return Status{code, std::move(error)}; }
 

@@ -1,5 +1,7 @@
 #include "server/notice_store.hpp"
 
+#include "server/savepoint.hpp"
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
@@ -19,31 +21,6 @@ using notices::Outcome;
 using notices::Refusal;
 using notices::State;
 
-// A SAVEPOINT that rolls back unless released: the rows one call writes go in together. Nests
-// inside the store job's own savepoint, or is a transaction of its own on a bare database.
-class Savepoint {
- public:
-  explicit Savepoint(SQLite::Database& db) : db_(db) { db_.exec("SAVEPOINT notice_store"); }
-  ~Savepoint() {
-    if (released_) return;
-    try {
-      db_.exec("ROLLBACK TO notice_store");
-      db_.exec("RELEASE notice_store");
-    } catch (const std::exception&) {
-      // The exception that is unwinding us is the one worth reporting.
-    }
-  }
-  Savepoint(const Savepoint&) = delete;
-  Savepoint& operator=(const Savepoint&) = delete;
-  void release() {
-    db_.exec("RELEASE notice_store");
-    released_ = true;
-  }
-
- private:
-  SQLite::Database& db_;
-  bool released_ = false;
-};
 
 constexpr const char* kNoticeColumns =
     "notice_id, profile_id, state, conditions, towns, photo_sha256, proposed_by, "
@@ -260,7 +237,7 @@ Outcome create(SQLite::Database& db, const notices::Proposal& proposal, const Id
                                  "proposed for profile " + std::to_string(n.profile_id) +
                                      " citing " + std::to_string(n.cited_forms.size()) +
                                      " form(s): " + out.event.reason});
-  savepoint.release();
+  savepoint.commit();
   return out;
 }
 
@@ -317,7 +294,7 @@ void save_transition(SQLite::Database& db, const Notice& next, const Event& even
                              "; it was changed outside the store");
   }
   insert_event(db, event);
-  savepoint.release();
+  savepoint.commit();
 }
 
 std::vector<Event> events(SQLite::Database& db, std::int64_t notice_id) {
@@ -353,7 +330,7 @@ Outcome apply(SQLite::Database& db, std::int64_t notice_id, notices::Action acti
   save_transition(db, out.next, out.event);
   audit::append(db, audit::Entry{now_ms, by.id, role_name(by), "transition", "notice",
                                  std::to_string(notice_id), transition_detail(out.event)});
-  savepoint.release();
+  savepoint.commit();
   return out;
 }
 
@@ -405,7 +382,7 @@ DueRun run_due(SQLite::Database& db, std::int64_t now_ms, const notices::Options
                                        notices::format_time(*next.review_due_at_ms)});
     out.reminded.push_back(std::move(next));
   }
-  savepoint.release();
+  savepoint.commit();
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "server/sighting_store.hpp"
 
+#include "server/savepoint.hpp"
+
 #include "server/audit.hpp"
 #include "server/notice_store.hpp"
 #include "server/notices.hpp"
@@ -14,30 +16,6 @@
 namespace saferlink::server::sightings {
 namespace {
 
-// A SAVEPOINT that rolls back unless released (see server/notice_store.cpp).
-class Savepoint {
- public:
-  explicit Savepoint(SQLite::Database& db) : db_(db) { db_.exec("SAVEPOINT sighting_store"); }
-  ~Savepoint() {
-    if (released_) return;
-    try {
-      db_.exec("ROLLBACK TO sighting_store");
-      db_.exec("RELEASE sighting_store");
-    } catch (const std::exception&) {
-      // The exception that is unwinding us is the one worth reporting.
-    }
-  }
-  Savepoint(const Savepoint&) = delete;
-  Savepoint& operator=(const Savepoint&) = delete;
-  void release() {
-    db_.exec("RELEASE sighting_store");
-    released_ = true;
-  }
-
- private:
-  SQLite::Database& db_;
-  bool released_ = false;
-};
 
 // A profile id followed through merges to the profile that holds its data now; nullopt when
 // there is no such profile.
@@ -134,7 +112,7 @@ InsertResult insert(SQLite::Database& db, Record record, std::int64_t now_ms) {
     }
     result.outcome = Outcome::duplicate;
     result.stored = std::move(*earlier);
-    savepoint.release();
+    savepoint.commit();
     return result;
   }
   if (record.profile_id) {
@@ -213,7 +191,7 @@ InsertResult insert(SQLite::Database& db, Record record, std::int64_t now_ms) {
                         : "");
     audit::append(db, entry);
   }
-  savepoint.release();
+  savepoint.commit();
   result.outcome = Outcome::inserted;
   result.stored = std::move(record);
   return result;
