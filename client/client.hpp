@@ -26,9 +26,14 @@ struct ClientError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A ClientError that retrying cannot cure (missing or unreadable certificate or key).
-struct ClientSetupError : ClientError {
+// A ClientError that retrying cannot cure.
+struct ClientFinalError : ClientError {
   using ClientError::ClientError;
+};
+
+// Missing or unreadable certificate, key or input file.
+struct ClientSetupError : ClientFinalError {
+  using ClientFinalError::ClientFinalError;
 };
 
 struct ClientOptions {

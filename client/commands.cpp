@@ -81,6 +81,32 @@ awaitable<int> request(ClientOptions options, v1::Envelope envelope, std::string
   }
 }
 
+// Runs `attempt` on a fresh connection. A ClientError that retrying may cure (a lost
+// connection, STORE_FAILED, a timeout) is reported on `err` and tried again after a growing
+// pause, at most kAttempts times and not once `*may_retry` says no; a ClientFinalError (a
+// missing certificate, a refused image) is not retried. Parameters are references: GCC 12
+// mishandles temporaries passed to coroutines.
+constexpr int kAttempts = 5;
+
+awaitable<int> with_retries(const ClientOptions& options, std::ostream& err,
+                            const std::function<awaitable<int>(Client&)>& attempt,
+                            const std::function<bool()>* may_retry = nullptr) {
+  for (int n = 1;; ++n) {
+    try {
+      Client client(co_await asio::this_coro::executor, options);
+      co_await client.connect();
+      co_return co_await attempt(client);
+    } catch (const ClientFinalError&) {
+      throw;
+    } catch (const ClientError& e) {
+      if (n >= kAttempts || (may_retry != nullptr && !(*may_retry)())) throw;
+      err << "saferlink: " << e.what() << "; retrying (" << n << ")" << std::endl;
+    }
+    asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * n));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+}
+
 }  // namespace
 
 int run_command(std::ostream& err, std::function<awaitable<int>()> body) {
@@ -127,56 +153,48 @@ int run_panic(const ClientOptions& options, const PanicArgs& args, std::ostream&
     // A lost connection means: connect again and send the same alert again (same id: the hub
     // recognises the retry, answers accepted again and never relays it twice; statuses reach
     // every connection of this device).
-    for (int attempt = 1;; ++attempt) {
-      try {
-        Client client(co_await asio::this_coro::executor, options);
-        co_await client.connect();
-        v1::Envelope envelope;
-        auto* p = envelope.mutable_panic();
-        p->set_alert_id(alert_id);
-        p->set_device_seq(seq);
-        p->set_pressed_at_ms(pressed_at);
-        p->set_note(args.note);
-        p->set_status(*status);
-        p->set_severity(*sev);
-        client.send(std::move(envelope));
-        for (;;) {
-          if (remaining() <= milliseconds(0)) {
-            err << "saferlink: nobody acknowledged " << alert_id << " within "
-                << args.wait_seconds << " s" << std::endl;
-            co_return 1;
-          }
-          auto e = co_await client.next(remaining());
-          if (!e) continue;
-          if (e->has_error()) {
-            // STORE_FAILED: not stored yet; retried like a lost connection (bounded).
-            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
-            err << "saferlink: hub refused the alert: " << e->error().message() << std::endl;
-            co_return 1;
-          }
-          if (e->has_accepted() && e->accepted().alert_id() == alert_id) {
-            print_event(out, *e, args.json);
-            continue;
-          }
-          if (!e->has_update() || e->update().alert_id() != alert_id) continue;
-          print_event(out, *e, args.json);
-          const auto& u = e->update();
-          if (u.event() == v1::CANCELLED) co_return 0;
-          if (u.event() == v1::RECIPIENT && u.recipient_status() != v1::DELIVERED &&
-              is_responder_role(u.by_role())) {
-            client.close();
-            co_return 0;
-          }
+    const std::function<awaitable<int>(Client&)> attempt =
+        [&](Client& client) -> awaitable<int> {
+      v1::Envelope envelope;
+      auto* p = envelope.mutable_panic();
+      p->set_alert_id(alert_id);
+      p->set_device_seq(seq);
+      p->set_pressed_at_ms(pressed_at);
+      p->set_note(args.note);
+      p->set_status(*status);
+      p->set_severity(*sev);
+      client.send(std::move(envelope));
+      for (;;) {
+        if (remaining() <= milliseconds(0)) {
+          err << "saferlink: nobody acknowledged " << alert_id << " within "
+              << args.wait_seconds << " s" << std::endl;
+          co_return 1;
         }
-      } catch (const ClientSetupError&) {
-        throw;
-      } catch (const ClientError& e) {
-        if (attempt >= 5 || remaining() <= milliseconds(0)) throw;
-        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+        auto e = co_await client.next(remaining());
+        if (!e) continue;
+        if (e->has_error()) {
+          // STORE_FAILED: not stored yet; retried like a lost connection (bounded).
+          if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
+          err << "saferlink: hub refused the alert: " << e->error().message() << std::endl;
+          co_return 1;
+        }
+        if (e->has_accepted() && e->accepted().alert_id() == alert_id) {
+          print_event(out, *e, args.json);
+          continue;
+        }
+        if (!e->has_update() || e->update().alert_id() != alert_id) continue;
+        print_event(out, *e, args.json);
+        const auto& u = e->update();
+        if (u.event() == v1::CANCELLED) co_return 0;
+        if (u.event() == v1::RECIPIENT && u.recipient_status() != v1::DELIVERED &&
+            is_responder_role(u.by_role())) {
+          client.close();
+          co_return 0;
+        }
       }
-      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
-      co_await pause.async_wait(asio::use_awaitable);
-    }
+    };
+    const std::function<bool()> time_left = [&] { return remaining() > milliseconds(0); };
+    co_return co_await with_retries(options, err, attempt, &time_left);
   });
 }
 
@@ -261,60 +279,49 @@ int run_report(const ClientOptions& options, const std::string& form_json_text,
     // resumes, and the same bytes always give the same stored SHA-256, so every retry sends
     // the same form.
     bool stills_printed = false;
-    for (int attempt = 1;; ++attempt) {
-      try {
-        Client client(co_await asio::this_coro::executor, options);
-        co_await client.connect();
-        v1::Envelope envelope = form_only;
-        for (std::size_t i = 0; i < stills.size(); ++i) {
-          v1::UploadStatus stored;
-          try {
-            stored = co_await upload_image(client, stills[i]);
-          } catch (const UploadRefused& e) {
-            throw UploadRefused("still " + still_files[i] + ": " + e.what());
-          }
-          const auto& listed = envelope.form().still_sha256();
-          if (std::find(listed.begin(), listed.end(), stored.stored_sha256()) == listed.end()) {
-            envelope.mutable_form()->add_still_sha256(stored.stored_sha256());
-          }
-          if (!json && !stills_printed) {
-            out << "still " << still_files[i] << " stored as " << stored.stored_sha256() << " ("
-                << stored.mime() << ")" << std::endl;
-          }
+    const std::function<awaitable<int>(Client&)> attempt =
+        [&](Client& client) -> awaitable<int> {
+      v1::Envelope envelope = form_only;
+      for (std::size_t i = 0; i < stills.size(); ++i) {
+        v1::UploadStatus stored;
+        try {
+          stored = co_await upload_image(client, stills[i]);
+        } catch (const UploadRefused& e) {
+          throw UploadRefused("still " + still_files[i] + ": " + e.what());
         }
-        stills_printed = true;
-        const std::uint64_t id = client.send(envelope);
-        for (;;) {
-          auto e = co_await client.next(options.connect_timeout * 3);
-          if (!e) throw ClientError("the hub did not confirm the form in time");
-          if (e->has_error() && e->error().in_reply_to() == id) {
-            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
-            err << "saferlink: form refused: " << e->error().message() << std::endl;
-            co_return 1;
-          }
-          if (e->has_form_confirmed() && e->form_confirmed().form_id() == form_id) {
-            if (json) {
-              out << event_json(*e, now_ms()) << std::endl;
-            } else {
-              out << "confirmed " << e->form_confirmed().confirmation()
-                  << (e->form_confirmed().duplicate() ? " (already filed earlier)" : "")
-                  << std::endl;
-            }
-            client.close();
-            co_return 0;
-          }
+        const auto& listed = envelope.form().still_sha256();
+        if (std::find(listed.begin(), listed.end(), stored.stored_sha256()) == listed.end()) {
+          envelope.mutable_form()->add_still_sha256(stored.stored_sha256());
         }
-      } catch (const ClientSetupError&) {
-        throw;
-      } catch (const UploadRefused&) {
-        throw;
-      } catch (const ClientError& e) {
-        if (attempt >= 5) throw;
-        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+        if (!json && !stills_printed) {
+          out << "still " << still_files[i] << " stored as " << stored.stored_sha256() << " ("
+              << stored.mime() << ")" << std::endl;
+        }
       }
-      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
-      co_await pause.async_wait(asio::use_awaitable);
-    }
+      stills_printed = true;
+      const std::uint64_t id = client.send(envelope);
+      for (;;) {
+        auto e = co_await client.next(options.connect_timeout * 3);
+        if (!e) throw ClientError("the hub did not confirm the form in time");
+        if (e->has_error() && e->error().in_reply_to() == id) {
+          if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
+          err << "saferlink: form refused: " << e->error().message() << std::endl;
+          co_return 1;
+        }
+        if (e->has_form_confirmed() && e->form_confirmed().form_id() == form_id) {
+          if (json) {
+            out << event_json(*e, now_ms()) << std::endl;
+          } else {
+            out << "confirmed " << e->form_confirmed().confirmation()
+                << (e->form_confirmed().duplicate() ? " (already filed earlier)" : "")
+                << std::endl;
+          }
+          client.close();
+          co_return 0;
+        }
+      }
+    };
+    co_return co_await with_retries(options, err, attempt);
   });
 }
 
@@ -330,40 +337,29 @@ int run_upload(const ClientOptions& options, const std::string& file, bool json,
   return run_command(err, [&]() -> awaitable<int> {
     // A lost connection: connect again and begin again; the hub resumes from the last byte it
     // holds (or answers at once if the image got stored meanwhile).
-    for (int attempt = 1;; ++attempt) {
+    const std::function<awaitable<int>(Client&)> attempt =
+        [&](Client& client) -> awaitable<int> {
+      v1::UploadStatus stored;
       try {
-        Client client(co_await asio::this_coro::executor, options);
-        co_await client.connect();
-        v1::UploadStatus stored;
-        try {
-          stored = co_await upload_image(client, bytes);
-        } catch (const UploadRefused& e) {
-          throw UploadRefused(file + ": " + e.what());
-        }
-        if (json) {
-          out << nlohmann::json{{"file", file},
-                                {"sha256", stored.sha256()},
-                                {"stored_sha256", stored.stored_sha256()},
-                                {"mime", stored.mime()},
-                                {"size", bytes.size()}}
-                     .dump()
-              << std::endl;
-        } else {
-          out << stored.stored_sha256() << std::endl;
-        }
-        client.close();
-        co_return 0;
-      } catch (const ClientSetupError&) {
-        throw;
-      } catch (const UploadRefused&) {
-        throw;
-      } catch (const ClientError& e) {
-        if (attempt >= 5) throw;
-        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+        stored = co_await upload_image(client, bytes);
+      } catch (const UploadRefused& e) {
+        throw UploadRefused(file + ": " + e.what());
       }
-      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
-      co_await pause.async_wait(asio::use_awaitable);
-    }
+      if (json) {
+        out << nlohmann::json{{"file", file},
+                              {"sha256", stored.sha256()},
+                              {"stored_sha256", stored.stored_sha256()},
+                              {"mime", stored.mime()},
+                              {"size", bytes.size()}}
+                   .dump()
+            << std::endl;
+      } else {
+        out << stored.stored_sha256() << std::endl;
+      }
+      client.close();
+      co_return 0;
+    };
+    co_return co_await with_retries(options, err, attempt);
   });
 }
 
@@ -394,55 +390,44 @@ int run_sighting(const ClientOptions& options, const SightingArgs& args, std::os
     // A lost connection or STORE_FAILED: connect again and send the same sighting (same id:
     // the hub stores it once and never relays it twice). The photo goes first, every attempt:
     // one the hub holds is answered at once, and the same bytes give the same stored SHA-256.
-    for (int attempt = 1;; ++attempt) {
-      try {
-        Client client(co_await asio::this_coro::executor, options);
-        co_await client.connect();
-        v1::Envelope envelope;
-        auto* x = envelope.mutable_sighting();
-        x->set_sighting_id(sighting_id);
-        x->set_device_seq(seq);
-        x->set_text(args.text);
-        if (args.profile_id) x->set_profile_id(*args.profile_id);
-        x->set_location(args.location);
-        x->set_heading(args.heading);
-        x->set_town(args.town);
-        x->set_seen_at_ms(seen_at);
-        if (!photo.empty()) {
-          v1::UploadStatus stored;
-          try {
-            stored = co_await upload_image(client, photo);
-          } catch (const UploadRefused& e) {
-            throw UploadRefused("photo " + args.photo_file + ": " + e.what());
-          }
-          x->set_photo_sha256(stored.stored_sha256());
+    const std::function<awaitable<int>(Client&)> attempt =
+        [&](Client& client) -> awaitable<int> {
+      v1::Envelope envelope;
+      auto* x = envelope.mutable_sighting();
+      x->set_sighting_id(sighting_id);
+      x->set_device_seq(seq);
+      x->set_text(args.text);
+      if (args.profile_id) x->set_profile_id(*args.profile_id);
+      x->set_location(args.location);
+      x->set_heading(args.heading);
+      x->set_town(args.town);
+      x->set_seen_at_ms(seen_at);
+      if (!photo.empty()) {
+        v1::UploadStatus stored;
+        try {
+          stored = co_await upload_image(client, photo);
+        } catch (const UploadRefused& e) {
+          throw UploadRefused("photo " + args.photo_file + ": " + e.what());
         }
-        const std::uint64_t id = client.send(std::move(envelope));
-        for (;;) {
-          auto e = co_await client.next(options.connect_timeout * 3);
-          if (!e) throw ClientError("the hub did not answer in time");
-          if (e->has_error() && e->error().in_reply_to() == id) {
-            if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
-            err << "saferlink: sighting refused: " << e->error().message() << std::endl;
-            co_return 1;
-          }
-          if (e->has_sighting_accepted() && e->sighting_accepted().sighting_id() == sighting_id) {
-            print_event(out, *e, args.json);
-            client.close();
-            co_return 0;
-          }
-        }
-      } catch (const ClientSetupError&) {
-        throw;
-      } catch (const UploadRefused&) {
-        throw;
-      } catch (const ClientError& e) {
-        if (attempt >= 5) throw;
-        err << "saferlink: " << e.what() << "; retrying (" << attempt << ")" << std::endl;
+        x->set_photo_sha256(stored.stored_sha256());
       }
-      asio::steady_timer pause(co_await asio::this_coro::executor, milliseconds(500 * attempt));
-      co_await pause.async_wait(asio::use_awaitable);
-    }
+      const std::uint64_t id = client.send(std::move(envelope));
+      for (;;) {
+        auto e = co_await client.next(options.connect_timeout * 3);
+        if (!e) throw ClientError("the hub did not answer in time");
+        if (e->has_error() && e->error().in_reply_to() == id) {
+          if (e->error().code() == v1::STORE_FAILED) throw ClientError(e->error().message());
+          err << "saferlink: sighting refused: " << e->error().message() << std::endl;
+          co_return 1;
+        }
+        if (e->has_sighting_accepted() && e->sighting_accepted().sighting_id() == sighting_id) {
+          print_event(out, *e, args.json);
+          client.close();
+          co_return 0;
+        }
+      }
+    };
+    co_return co_await with_retries(options, err, attempt);
   });
 }
 

@@ -20,8 +20,8 @@ namespace saferlink::client {
 
 // The hub refused the image (not an image, too large, SHA-256 mismatch, ...): sending it again
 // will not help. what() carries the hub's reason.
-struct UploadRefused : ClientError {
-  using ClientError::ClientError;
+struct UploadRefused : ClientFinalError {
+  using ClientFinalError::ClientFinalError;
 };
 
 // Largest piece of an image in one UploadChunk (shared/SPEC.md section 4).

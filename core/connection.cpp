@@ -1,5 +1,7 @@
 #include "core/connection.hpp"
 
+#include "core/metrics.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
@@ -95,6 +97,7 @@ void Connection::enqueue(Frame frame, Priority priority) {
   if (queue_.push(std::move(frame), priority) == OutQueue::Push::overflow) {
     // The peer is not reading. Closing is the only way to keep its backlog bounded; what is
     // queued already still gets its chance to drain within the closing deadline.
+    count(net_counters().slow_consumer_disconnects);
     request_close("slow consumer: outgoing queue full", false);
     return;
   }
@@ -115,12 +118,14 @@ void Connection::handle_frame(std::string_view body) {
   v1::Envelope envelope;
   if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size())) ||
       envelope.body_case() == v1::Envelope::BODY_NOT_SET) {
+    count(net_counters().malformed_frames);
     v1::Envelope error = make_error(envelope.msg_id(), v1::MALFORMED,
                                     "frame body is not a SaferLink envelope with a message");
     enqueue(encode(error), Priority::control);
     return;
   }
   got_message_ = true;
+  count(net_counters().frames_received);
   on_message_(std::move(envelope));
 }
 
@@ -140,11 +145,13 @@ awaitable<void> Connection::reader() {
           handle_frame(decoder_.body());
           break;
         case FrameDecoder::Status::empty: {
+          count(net_counters().malformed_frames);
           v1::Envelope error = make_error(0, v1::MALFORMED, "empty frame");
           enqueue(encode(error), Priority::control);
           break;
         }
         case FrameDecoder::Status::too_large: {
+          count(net_counters().oversize_frames);
           v1::Envelope error = make_error(
               0, v1::FRAME_TOO_LARGE,
               "frame of " + std::to_string(decoder_.announced()) + " bytes exceeds the cap of " +
@@ -191,6 +198,7 @@ awaitable<void> Connection::writer() {
     if (ec) end_from(ec);
     last_tx_ = Clock::now();
     frames_sent_.fetch_add(batch_.size(), std::memory_order_relaxed);
+    count(net_counters().frames_sent, batch_.size());
     batch_.clear();
   }
 }
@@ -222,9 +230,11 @@ awaitable<void> Connection::ticker() {
       throw ConnectionEnded("no message within the first-message deadline", true);
     }
     if (now - last_rx_ > options_.idle_timeout) {
+      count(net_counters().idle_disconnects);
       throw ConnectionEnded("idle: nothing received within the idle deadline", true);
     }
     if (writing_ && now - write_started_ > options_.write_timeout) {
+      count(net_counters().write_stall_disconnects);
       throw ConnectionEnded("write stalled beyond the write deadline", false);
     }
     if (!writing_ && queue_.empty() && now - last_tx_ >= options_.heartbeat_interval) {

@@ -15,6 +15,9 @@
 //             not come within first_message_timeout, or when a write stays stalled beyond the
 //             write timeout.
 //
+// Counts frames in and out, refused frames, and slow-consumer, write-stall and idle endings in
+// the process's NetCounters (core/metrics.hpp).
+//
 // Thread contract: send(), close() and the counters may be called from any thread (they post
 // to the strand). run() must be co_spawned on the strand that is the stream's executor. The
 // message handler is called on that strand.

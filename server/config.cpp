@@ -4,6 +4,8 @@
 
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -57,6 +59,11 @@ class Reader {
       if (key == "listen") {
         config.listen = string_value(node, key);
         parse_host_port(config.listen, source_ + ": key 'listen'");
+      } else if (key == "metrics_listen") {
+        config.metrics_listen = string_value(node, key);
+        if (!config.metrics_listen.empty()) {
+          parse_host_port(config.metrics_listen, source_ + ": key 'metrics_listen'");
+        }
       } else if (key == "certs") {
         config.certs = string_value(node, key);
       } else if (key == "db") {
@@ -307,8 +314,30 @@ HostPort parse_host_port(std::string_view text, const std::string& what) {
   return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
 }
 
+bool is_loopback_address(std::string_view host) {
+  const std::string text(host);
+  unsigned char bytes[16] = {};
+  if (inet_pton(AF_INET, text.c_str(), bytes) == 1) return bytes[0] == 127;
+  if (inet_pton(AF_INET6, text.c_str(), bytes) == 1) {
+    for (int i = 0; i < 15; ++i) {
+      if (bytes[i] != 0) return false;
+    }
+    return bytes[15] == 1;
+  }
+  return false;
+}
+
 void validate(const HubConfig& config) {
   parse_host_port(config.listen, "listen");
+  if (!config.metrics_listen.empty()) {
+    const HostPort metrics = parse_host_port(config.metrics_listen, "metrics_listen");
+    if (!is_loopback_address(metrics.host)) {
+      throw ConfigError("metrics_listen: '" + metrics.host +
+                        "' is not a loopback address; the metrics endpoint is plain HTTP for a "
+                        "scraper on this machine, so give 127.0.0.1 (or another 127.x.x.x) or "
+                        "[::1]");
+    }
+  }
   if (config.certs.empty()) throw ConfigError("certs must not be empty");
   if (config.db.empty()) throw ConfigError("db must not be empty");
 

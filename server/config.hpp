@@ -17,6 +17,9 @@ struct ConfigError : std::runtime_error {
 
 struct HubConfig {
   std::string listen = "127.0.0.1:7443";        // device port, HOST:PORT (port 0: any)
+  // The /metrics endpoint (plain HTTP, server/metrics.hpp), HOST:PORT on a loopback address
+  // only; empty: off.
+  std::string metrics_listen;
   std::filesystem::path certs = "certs";        // CA dir: ca.crt, crl.pem, issued/hub.{crt,key}
   std::filesystem::path db = "saferlink.db";
   std::filesystem::path blobs;                  // image files; empty: "blobs" beside the db
@@ -41,6 +44,7 @@ struct HubConfig {
 // Reads a TOML file. Unknown keys and wrong types are refused with a message naming the key.
 // Layout:
 //   listen = "127.0.0.1:7443"
+//   metrics_listen = "127.0.0.1:9464"   (optional; loopback only)
 //   certs = "certs"
 //   db = "saferlink.db"
 //   towns = ["rochester", ...]
@@ -59,7 +63,10 @@ struct HostPort {
 };
 HostPort parse_host_port(std::string_view text, const std::string& what);
 
-// Checks cross-field sanity (intervals positive, idle > heartbeat, frame cap within 1 KiB..16 MiB,
+// True for an IP address in 127.0.0.0/8 or ::1 (not a name: "localhost" is false).
+bool is_loopback_address(std::string_view host);
+
+// Checks cross-field sanity (metrics_listen empty or on loopback, intervals positive, idle > heartbeat, frame cap within 1 KiB..16 MiB,
 // image cap within 1 byte..64 MiB).
 void validate(const HubConfig& config);
 

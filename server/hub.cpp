@@ -6,6 +6,7 @@
 #include "server/alert_store.hpp"
 #include "core/forms.hpp"
 #include "server/intel_store.hpp"
+#include "server/metrics.hpp"
 #include "server/notice_store.hpp"
 #include "server/queries.hpp"
 #include "server/routing.hpp"
@@ -157,7 +158,14 @@ void Hub::start() {
   spdlog::info("hub listening on {}:{} (TLS 1.3, client certificates from {})", where.host,
                port_.load(), config_.certs.string());
 
+  if (!config_.metrics_listen.empty()) {
+    metrics_ = std::make_unique<MetricsServer>(*this, io_, strand_);
+    metrics_port_ = metrics_->bind(config_.metrics_listen);
+    spdlog::info("metrics on http://{}/metrics", metrics_->bound_address());
+  }
+
   asio::co_spawn(strand_, accept_loop(), asio::detached);
+  if (metrics_) metrics_->start();
   asio::post(strand_, [this] {
     rearm_escalation();
     poll_crl();
@@ -198,6 +206,7 @@ void Hub::stop() {
   asio::post(strand_, [this, &closed] {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    if (metrics_) metrics_->close();
     crl_timer_.cancel();
     escalation_timer_.cancel();
     maintenance_timer_.cancel();
@@ -213,8 +222,35 @@ void Hub::stop() {
 }
 
 Hub::Stats Hub::stats() const {
-  return Stats{sessions_live_.load(),  alerts_accepted_.load(), alerts_duplicate_.load(),
-               escalations_.load(),    refusals_.load(),        handshake_failures_.load()};
+  Stats s;
+  s.sessions_live = sessions_live_.load();
+  s.alerts_accepted = alerts_accepted_.load();
+  s.alerts_duplicate = alerts_duplicate_.load();
+  s.escalations = escalations_.load();
+  s.refusals = refusals_.load();
+  s.handshake_failures = handshake_failures_.load();
+  s.forms_stored = forms_stored_.load();
+  s.sightings_accepted = sightings_accepted_.load();
+  s.queries = queries_.load();
+  s.sessions_dropped = sessions_dropped_.load();
+  return s;
+}
+
+awaitable<Hub::QueueDepths> Hub::queue_depths() {
+  // co_spawn copies the lambda into the new coroutine's frame; it runs on the hub strand and
+  // the caller resumes on its own executor.
+  co_return co_await asio::co_spawn(
+      strand_,
+      [this]() -> awaitable<QueueDepths> {
+        QueueDepths depths;
+        for (const auto& [id, session] : sessions_) {
+          const auto queued = static_cast<std::uint64_t>(session.connection->queued_messages());
+          depths.total_messages += queued;
+          depths.max_messages = std::max(depths.max_messages, queued);
+        }
+        co_return depths;
+      },
+      use_awaitable);
 }
 
 awaitable<void> Hub::accept_loop() {
@@ -635,7 +671,7 @@ void Hub::on_form(const SessionRef& from, std::uint64_t msg_id, const v1::Incide
       [form, from, now, result](SQLite::Database& db) {
         *result = intel::insert_form(db, form, from.identity, now);
       },
-      [from, msg_id, form_id = form.form_id, now, result](std::exception_ptr error) {
+      [this, from, msg_id, form_id = form.form_id, now, result](std::exception_ptr error) {
         // Store thread; Connection::send is thread-safe.
         v1::Envelope reply;
         if (error) {
@@ -649,6 +685,7 @@ void Hub::on_form(const SessionRef& from, std::uint64_t msg_id, const v1::Incide
           confirmed->set_confirmation(result->confirmation);
           confirmed->set_received_at_ms(now);
           confirmed->set_duplicate(result->outcome == intel::InsertOutcome::duplicate);
+          if (!confirmed->duplicate()) ++forms_stored_;
           spdlog::info("form {} from {} ({}) {}", form_id, from.identity.id, from.identity.town,
                        confirmed->duplicate() ? "repeated: confirmed again" : "stored");
         }
@@ -712,6 +749,7 @@ void Hub::on_sighting(const SessionRef& from, std::uint64_t msg_id,
             from.connection->send(reply);
             return;
           }
+          ++sightings_accepted_;
           // Routed as if the sender stood in the sighting's town (an all-town CCTV operator
           // or police officer names it).
           Identity sender = from.identity;
@@ -759,6 +797,7 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
         }
       },
       [this, from, msg_id, op = query.op(), answer, refusal](std::exception_ptr error) {
+        ++queries_;
         v1::Envelope reply;
         if (error) {
           spdlog::error("query {} from {}: {}", op, from.identity.id, reason_of(error));

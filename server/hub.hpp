@@ -10,6 +10,8 @@
 //     only there.
 //   - SQLite runs on the store's own thread; completions post back to the hub strand.
 //   - Finished image uploads are checked and written on the blob pool (one thread).
+//   - The /metrics listener (server/metrics.hpp, when metrics_listen is set) accepts on the hub
+//     strand; each scrape runs on its own strand and reads queue depths with queue_depths().
 // Public functions may be called from any thread.
 #pragma once
 
@@ -43,6 +45,10 @@ class context;
 }
 
 namespace saferlink::server {
+class MetricsServer;
+}
+
+namespace saferlink::server {
 
 class Hub {
  public:
@@ -62,6 +68,8 @@ class Hub {
 
   // The bound device port (useful with port 0).
   std::uint16_t port() const { return port_.load(); }
+  // The bound /metrics port (useful with port 0); 0 when metrics_listen is off.
+  std::uint16_t metrics_port() const { return metrics_port_.load(); }
 
   // Re-reads the CRL: new handshakes use it, live sessions of revoked certificates end.
   void reload_crl();
@@ -73,8 +81,20 @@ class Hub {
     std::uint64_t escalations = 0;
     std::uint64_t refusals = 0;
     std::uint64_t handshake_failures = 0;
+    std::uint64_t forms_stored = 0;        // new incident forms written (not repeats)
+    std::uint64_t sightings_accepted = 0;  // new sightings stored and relayed (not repeats)
+    std::uint64_t queries = 0;             // queries answered (results and refusals)
+    std::uint64_t sessions_dropped = 0;    // sessions that ended unexpectedly (not a clean close)
   };
   Stats stats() const;
+
+  // Outgoing queue depths over the live sessions, gathered in one pass on the hub strand.
+  struct QueueDepths {
+    std::uint64_t total_messages = 0;
+    std::uint64_t max_messages = 0;  // the deepest single session
+  };
+  // Awaitable from any executor: hops to the hub strand and back.
+  boost::asio::awaitable<QueueDepths> queue_depths();
 
   Store& store() { return *store_; }
 
@@ -106,6 +126,7 @@ class Hub {
   UploadServices upload_services();
   void count_refusal() { ++refusals_; }
   void count_handshake_failure() { ++handshake_failures_; }
+  void count_session_dropped() { ++sessions_dropped_; }
   const HubConfig& config() const { return config_; }
   // True when `town` is one of this hub's towns or "all" (any thread: towns never change).
   bool serves_town(const std::string& town) const;
@@ -142,6 +163,9 @@ class Hub {
   boost::asio::thread_pool blob_pool_{1};
   std::vector<std::thread> threads_;
   std::atomic<std::uint16_t> port_{0};
+  std::atomic<std::uint16_t> metrics_port_{0};
+  // The /metrics listener (null when off). Its acceptor runs on strand_; declared after io_.
+  std::unique_ptr<MetricsServer> metrics_;
   std::atomic<bool> stopped_{false};
   std::atomic<std::uint64_t> next_session_id_{1};
 
@@ -163,6 +187,10 @@ class Hub {
   std::atomic<std::uint64_t> escalations_{0};
   std::atomic<std::uint64_t> refusals_{0};
   std::atomic<std::uint64_t> handshake_failures_{0};
+  std::atomic<std::uint64_t> forms_stored_{0};
+  std::atomic<std::uint64_t> sightings_accepted_{0};
+  std::atomic<std::uint64_t> queries_{0};
+  std::atomic<std::uint64_t> sessions_dropped_{0};
 };
 
 }  // namespace saferlink::server

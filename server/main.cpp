@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   using namespace saferlink::server;
   CLI::App app{"saferlink-hub: the SaferLink hub (device listener over mutual TLS 1.3)"};
   std::string config_file;
-  std::string listen, certs, db;
+  std::string listen, certs, db, metrics;
   std::optional<long> escalation_ms;
   std::optional<long> cancel_ms;
   std::optional<unsigned> threads;
@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   bool seed_demo = false;
   app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "device port HOST:PORT (port 0 picks a free port)");
+  app.add_option("--metrics", metrics,
+                 "serve Prometheus /metrics over plain HTTP on HOST:PORT (loopback only)");
   app.add_option("--certs", certs, "CA directory: ca.crt, crl.pem, issued/hub.crt, issued/hub.key");
   app.add_option("--db", db, "SQLite database file");
   app.add_option("--escalation-ms", escalation_ms, "escalate an unacknowledged alert after this");
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   try {
     HubConfig config = config_file.empty() ? HubConfig{} : load_config(config_file);
     if (!listen.empty()) config.listen = listen;
+    if (!metrics.empty()) config.metrics_listen = metrics;
     if (!certs.empty()) config.certs = certs;
     if (!db.empty()) config.db = db;
     if (escalation_ms) config.escalation_interval = std::chrono::milliseconds(*escalation_ms);

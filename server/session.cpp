@@ -335,6 +335,7 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
   if (expected) {
     spdlog::info("session {}: {} disconnected: {}", session_id, identity->id, ending);
   } else {
+    hub.count_session_dropped();
     spdlog::warn("session {}: {} dropped: {}", session_id, identity->id, ending);
   }
 }

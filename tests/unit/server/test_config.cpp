@@ -346,5 +346,59 @@ TEST_CASE("validate accepts well-formed town ids and refuses 'all' and malformed
   CHECK(contains(refusal("strood_north"), "is not a town id"));
 }
 
+// --- metrics_listen ----------------------------------------------------------------------
+
+TEST_CASE("metrics are off unless metrics_listen is given") {
+  CHECK(HubConfig{}.metrics_listen.empty());
+  CHECK(parse_config("listen = \"127.0.0.1:7443\"\n", "config.toml").metrics_listen.empty());
+  CHECK_NOTHROW(validate(HubConfig{}));
+}
+
+TEST_CASE("metrics_listen is read from the config file") {
+  const auto config = parse_config("metrics_listen = \"127.0.0.1:9464\"\n", "config.toml");
+  CHECK(config.metrics_listen == "127.0.0.1:9464");
+  CHECK_NOTHROW(validate(config));
+}
+
+TEST_CASE("metrics_listen of the wrong type or without a port is refused naming the key") {
+  CHECK(parse_error("metrics_listen = 9464\n") ==
+        "config.toml: key 'metrics_listen' must be a string, not an integer");
+  CHECK(parse_error("metrics_listen = \"127.0.0.1\"\n") ==
+        "config.toml: key 'metrics_listen': '127.0.0.1' has no port (expected HOST:PORT)");
+}
+
+TEST_CASE("validate accepts metrics_listen on 127.0.0.0/8 and ::1 and refuses other hosts") {
+  HubConfig config;
+  for (const char* good : {"127.0.0.1:9464", "127.0.0.1:0", "127.8.9.10:9464", "[::1]:9464"}) {
+    CAPTURE(good);
+    config.metrics_listen = good;
+    CHECK_NOTHROW(validate(config));
+  }
+  for (const char* bad : {"0.0.0.0:9464", "192.168.1.5:9464", "[::]:9464", "[::2]:9464",
+                          "localhost:9464", "128.0.0.1:9464", "[::ffff:127.0.0.1]:9464"}) {
+    CAPTURE(bad);
+    config.metrics_listen = bad;
+    const std::string error = error_of([&] { validate(config); });
+    CHECK(contains(error, "metrics_listen: '"));
+    CHECK(contains(error, "is not a loopback address"));
+  }
+  config.metrics_listen = "0.0.0.0:9464";
+  CHECK(contains(error_of([&] { validate(config); }), "'0.0.0.0' is not a loopback address"));
+  config.metrics_listen = "127.0.0.1";
+  CHECK(error_of([&] { validate(config); }) ==
+        "metrics_listen: '127.0.0.1' has no port (expected HOST:PORT)");
+}
+
+TEST_CASE("is_loopback_address knows 127.0.0.0/8 and ::1 only") {
+  CHECK(is_loopback_address("127.0.0.1"));
+  CHECK(is_loopback_address("127.255.255.254"));
+  CHECK(is_loopback_address("::1"));
+  CHECK_FALSE(is_loopback_address("10.0.0.1"));
+  CHECK_FALSE(is_loopback_address("::"));
+  CHECK_FALSE(is_loopback_address("localhost"));
+  CHECK_FALSE(is_loopback_address(""));
+  CHECK_FALSE(is_loopback_address("127.0.0.1.5"));
+}
+
 }  // namespace
 }  // namespace saferlink::server
