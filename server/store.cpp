@@ -25,6 +25,7 @@
 
 #include <cstdio>
 #include <future>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -94,16 +95,37 @@ void Store::run_sync(Job job) {
   if (std::this_thread::get_id() == thread_.get_id()) {
     throw std::logic_error("Store::run_sync called on the store thread (it would wait forever)");
   }
-  std::promise<void> committed;
+  // The failure crosses threads as plain values and is thrown anew on the caller's thread: an
+  // exception object made on the store thread and released on another is invisible to the
+  // thread sanitizer's view of libstdc++'s reference count.
+  struct Failure {
+    bool sqlite = false;
+    int code = 0;
+    std::string what;
+  };
+  std::promise<std::optional<Failure>> committed;
   auto result = committed.get_future();
   submit(std::move(job), [&committed](std::exception_ptr error) {
-    if (error) {
-      committed.set_exception(error);
-    } else {
-      committed.set_value();
+    if (!error) {
+      committed.set_value(std::nullopt);
+      return;
     }
+    Failure failure;
+    try {
+      std::rethrow_exception(error);
+    } catch (const SQLite::Exception& e) {
+      failure = {true, e.getErrorCode(), e.what()};
+    } catch (const std::exception& e) {
+      failure = {false, 0, e.what()};
+    } catch (...) {
+      failure = {false, 0, "unknown error"};
+    }
+    committed.set_value(std::move(failure));
   });
-  result.get();
+  if (auto failure = result.get()) {
+    if (failure->sqlite) throw SQLite::Exception(failure->what, failure->code);
+    throw std::runtime_error(failure->what);
+  }
 }
 
 std::uint64_t Store::commits() const { return commits_.load(std::memory_order_relaxed); }
