@@ -94,6 +94,8 @@ class Reader {
       const std::string key = "retention." + std::string(k.str());
       if (k.str() == "forms_and_profiles_days") {
         config.retention = std::chrono::days(unsigned_value<unsigned>(node, key));
+      } else if (k.str() == "ended_notices_days") {
+        config.ended_notice_retention = std::chrono::days(unsigned_value<unsigned>(node, key));
       } else if (k.str() == "purge_interval_ms") {
         config.purge_interval = ms_value(node, key);
       } else if (k.str() == "maintenance_interval_ms") {
@@ -354,6 +356,9 @@ void validate(const HubConfig& config) {
   }
   if (config.retention.count() <= 0) {
     throw ConfigError("retention.forms_and_profiles_days must be positive");
+  }
+  if (config.ended_notice_retention.count() <= 0) {
+    throw ConfigError("retention.ended_notices_days must be positive");
   }
   if (config.idle_timeout <= config.heartbeat_interval) {
     throw ConfigError("timeouts.idle_ms (" + std::to_string(config.idle_timeout.count()) +

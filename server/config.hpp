@@ -26,6 +26,7 @@ struct HubConfig {
   std::chrono::milliseconds maintenance_interval{60'000};  // notice expiry and reminders
   std::chrono::milliseconds purge_interval{std::chrono::hours(24)};
   std::chrono::milliseconds retention{std::chrono::days(730)};  // forms and profiles
+  std::chrono::milliseconds ended_notice_retention{std::chrono::days(730)};  // after it ended
   std::vector<std::string> towns;               // empty: the five Medway towns
   std::chrono::milliseconds escalation_interval{15'000};
   std::chrono::milliseconds cancel_window{30'000};

@@ -784,6 +784,7 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
   context.notice_options.towns = towns_;
   context.retention.forms_and_profiles_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
+  context.retention.ended_notices_ms = config_.ended_notice_retention.count();
   auto answer = std::make_shared<queries::Answer>();
   auto refusal = std::make_shared<std::optional<queries::QueryError>>();
   store_->submit(
@@ -850,6 +851,7 @@ void Hub::run_maintenance() {
   intel::RetentionOptions retention;
   retention.forms_and_profiles_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
+  retention.ended_notices_ms = config_.ended_notice_retention.count();
   auto deleted = std::make_shared<std::vector<std::string>>();
   store_->submit(
       [now, notice_options, retention, purge_due, deleted](SQLite::Database& db) {

@@ -407,11 +407,19 @@ std::vector<ProlificEntry> read_ranking(SQLite::Statement& select) {
 constexpr const char* kPurgeTables =
     "CREATE TEMP TABLE IF NOT EXISTS purge_forms (form_id TEXT PRIMARY KEY);"
     "CREATE TEMP TABLE IF NOT EXISTS purge_profiles (profile_id INTEGER PRIMARY KEY);"
+    "CREATE TEMP TABLE IF NOT EXISTS purge_notices (notice_id INTEGER PRIMARY KEY);"
     "DELETE FROM temp.purge_forms;"
-    "DELETE FROM temp.purge_profiles;";
+    "DELETE FROM temp.purge_profiles;"
+    "DELETE FROM temp.purge_notices;";
 
 constexpr const char* kDropPurgeTables =
-    "DROP TABLE IF EXISTS temp.purge_forms; DROP TABLE IF EXISTS temp.purge_profiles;";
+    "DROP TABLE IF EXISTS temp.purge_forms; DROP TABLE IF EXISTS temp.purge_profiles;"
+    "DROP TABLE IF EXISTS temp.purge_notices;";
+
+// ?1 = cutoff: ended notices whose record has been kept long enough.
+constexpr const char* kSelectPurgeNotices =
+    "INSERT INTO temp.purge_notices (notice_id) SELECT notice_id FROM notices "
+    "WHERE state IN ('expired', 'revoked') AND ended_at_ms IS NOT NULL AND ended_at_ms < ?1";
 
 // ?1 = cutoff: forms received before it, not protected by an active or disputed notice (of a
 // linked profile, or citing the form).
@@ -434,7 +442,8 @@ constexpr const char* kSelectPurgeProfiles =
     "), blocked(root) AS ("
     "  SELECT tree.root FROM tree JOIN profiles p ON p.profile_id = tree.id"
     "  WHERE p.updated_at_ms >= ?1"
-    "     OR EXISTS (SELECT 1 FROM notices n WHERE n.profile_id = tree.id)"
+    "     OR EXISTS (SELECT 1 FROM notices n WHERE n.profile_id = tree.id"
+    "                AND n.notice_id NOT IN (SELECT notice_id FROM temp.purge_notices))"
     "     OR EXISTS (SELECT 1 FROM form_profiles fp WHERE fp.profile_id = tree.id"
     "                AND fp.form_id NOT IN (SELECT form_id FROM temp.purge_forms))"
     ") "
@@ -1137,6 +1146,15 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
 
   // 1. Decide everything first, from the database as it is.
   {
+    SQLite::Statement select(db, kSelectPurgeNotices);
+    select.bind(1, now_ms - options.ended_notices_ms);
+    select.exec();
+  }
+  {
+    SQLite::Statement select(db, "SELECT notice_id FROM temp.purge_notices ORDER BY notice_id");
+    while (select.executeStep()) report.notices.push_back(select.getColumn(0).getInt64());
+  }
+  {
     SQLite::Statement select(db, kSelectPurgeForms);
     select.bind(1, cutoff);
     select.exec();
@@ -1188,6 +1206,7 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
   // 2. Remove it. Stills, links and notice citations of a form go with it (ON DELETE CASCADE),
   // and aliases and photos with a profile. All profiles of a merge tree go in one statement so
   // that merged_into never points at a removed row when the statement ends.
+  db.exec("DELETE FROM notices WHERE notice_id IN (SELECT notice_id FROM temp.purge_notices)");
   db.exec("DELETE FROM incident_forms WHERE form_id IN (SELECT form_id FROM temp.purge_forms)");
   db.exec(
       "DELETE FROM profiles WHERE profile_id IN (SELECT profile_id FROM temp.purge_profiles)");
@@ -1216,6 +1235,10 @@ Result<PurgeReport> purge(SQLite::Database& db, std::int64_t now_ms,
   }
   db.exec(kDropPurgeTables);
 
+  for (auto notice_id : report.notices) {
+    audit_row(db, actor, now_ms, "purge", "notice", std::to_string(notice_id),
+              "ended notice's record retention ended");
+  }
   for (const auto& form_id : report.forms) {
     audit_row(db, actor, now_ms, "purge", "form", form_id, "retention period ended");
   }

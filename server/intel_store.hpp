@@ -333,6 +333,9 @@ Result<std::vector<ProlificEntry>> exclusion_candidates(SQLite::Database& db,
 struct RetentionOptions {
   std::int64_t forms_and_profiles_ms = 730 * kDayMs;
   std::int64_t unreferenced_blob_grace_ms = 1 * kDayMs;
+  // An expired or revoked notice's record (its photo is gone already) is kept this long after
+  // it ended, for the audit trail, then purged with its history.
+  std::int64_t ended_notices_ms = 730 * kDayMs;
 };
 
 struct NoticePhoto {
@@ -347,6 +350,7 @@ struct PurgeReport {
   std::vector<NoticePhoto> notice_photos;     // photos unlinked from expired/revoked notices
   std::vector<std::string> blobs;             // sha256 of blob rows deleted: delete the files
   std::vector<std::string> sightings;         // sighting ids past the retention period
+  std::vector<std::int64_t> notices;          // ended notices past their record retention
 };
 
 // The hub (scheduled) or a coordinator (on demand).

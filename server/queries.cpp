@@ -563,7 +563,8 @@ const std::map<std::string, Op>& table() {
                               {"profiles", report.profiles},
                               {"notice_photos", photos},
                               {"blobs", report.blobs},
-                              {"sightings", report.sightings}});
+                              {"sightings", report.sightings},
+                              {"notices", report.notices}});
           if (!dry_run) answer.delete_blobs = report.blobs;
           return answer;
         }}},

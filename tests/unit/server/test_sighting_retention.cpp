@@ -79,3 +79,42 @@ TEST_CASE("a subject access export includes the sightings that named the person"
   CHECK(doc["sightings"][0]["sighting_id"] == "shop-1:7");
   CHECK(doc["sightings"][0]["text"] == "seen near the tills: shop-1:7");
 }
+
+TEST_CASE("an ended notice's record is purged once its own retention has passed, not before") {
+  SQLite::Database db(":memory:", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec("PRAGMA foreign_keys=ON");
+  migrate(db);
+  intel::ProfileInput input;
+  input.name = "Banned Bob";
+  const auto profile = intel::create_profile(db, input, coordinator(), kNow - 900 * kDay);
+  REQUIRE(profile.ok());
+  auto add_notice = [&](const char* state, std::int64_t ended_at) {
+    SQLite::Statement insert(
+        db,
+        "INSERT INTO notices (profile_id, state, conditions, towns, proposed_by, proposed_at_ms, "
+        "ended_at_ms, updated_at_ms) VALUES (?, ?, 'stay out', 'all', 'coord-1', ?, ?, ?)");
+    insert.bind(1, *profile.value);
+    insert.bind(2, state);
+    insert.bind(3, ended_at - kDay);
+    insert.bind(4, ended_at);
+    insert.bind(5, ended_at);
+    insert.exec();
+    return db.getLastInsertRowid();
+  };
+  const auto old_notice = add_notice("revoked", kNow - 800 * kDay);
+  const auto recent_notice = add_notice("expired", kNow - 100 * kDay);
+
+  const auto report = intel::purge(db, kNow, {}, false, coordinator());
+  REQUIRE(report.ok());
+  CHECK(report.value->notices == std::vector<std::int64_t>{old_notice});
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM notices").getInt() == 1);
+  CHECK(db.execAndGet("SELECT notice_id FROM notices").getInt64() == recent_notice);
+  // The recent record still keeps the profile.
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM profiles").getInt() == 1);
+
+  // Once that one has aged too, both the record and the profile go.
+  const auto later = intel::purge(db, kNow + 700 * kDay, {}, false, coordinator());
+  REQUIRE(later.ok());
+  CHECK(later.value->notices == std::vector<std::int64_t>{recent_notice});
+  CHECK(db.execAndGet("SELECT COUNT(*) FROM profiles").getInt() == 0);
+}
