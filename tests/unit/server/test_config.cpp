@@ -402,3 +402,21 @@ TEST_CASE("is_loopback_address knows 127.0.0.0/8 and ::1 only") {
 
 }  // namespace
 }  // namespace saferlink::server
+
+namespace saferlink::server {
+
+TEST_CASE("retention keys set the form, profile and ended-notice periods") {
+  const auto config = parse_config(R"(
+[retention]
+forms_and_profiles_days = 365
+ended_notices_days = 90
+)",
+                                   "config.toml");
+  CHECK(config.retention == std::chrono::days(365));
+  CHECK(config.ended_notice_retention == std::chrono::days(90));
+  HubConfig zero;
+  zero.ended_notice_retention = std::chrono::milliseconds(0);
+  CHECK_THROWS_AS(validate(zero), ConfigError);
+}
+
+}  // namespace saferlink::server
