@@ -72,6 +72,8 @@ class Reader {
         config.blobs = string_value(node, key);
       } else if (key == "retention") {
         read_retention(table_value(node, key), config);
+      } else if (key == "notices") {
+        read_notices(table_value(node, key), config);
       } else if (key == "towns") {
         config.towns = towns_value(node, key);
       } else if (key == "threads") {
@@ -89,6 +91,23 @@ class Reader {
   }
 
  private:
+  void read_notices(const toml::table& table, HubConfig& config) const {
+    for (auto&& [k, node] : table) {
+      const std::string key = "notices." + std::string(k.str());
+      if (k.str() == "validity_days") {
+        config.notice_validity = std::chrono::days(unsigned_value<unsigned>(node, key));
+      } else if (k.str() == "review_days") {
+        config.notice_review_after = std::chrono::days(unsigned_value<unsigned>(node, key));
+      } else if (k.str() == "candidate_min_incidents") {
+        config.candidate_min_incidents = unsigned_value<unsigned>(node, key);
+      } else if (k.str() == "candidate_min_members") {
+        config.candidate_min_members = unsigned_value<unsigned>(node, key);
+      } else {
+        unknown(key);
+      }
+    }
+  }
+
   void read_retention(const toml::table& table, HubConfig& config) const {
     for (auto&& [k, node] : table) {
       const std::string key = "retention." + std::string(k.str());
@@ -359,6 +378,14 @@ void validate(const HubConfig& config) {
   }
   if (config.ended_notice_retention.count() <= 0) {
     throw ConfigError("retention.ended_notices_days must be positive");
+  }
+  if (config.notice_validity.count() <= 0) throw ConfigError("notices.validity_days must be positive");
+  if (config.notice_review_after.count() <= 0 ||
+      config.notice_review_after >= config.notice_validity) {
+    throw ConfigError("notices.review_days must be positive and less than notices.validity_days");
+  }
+  if (config.candidate_min_incidents < 1 || config.candidate_min_members < 1) {
+    throw ConfigError("notices.candidate_min_incidents and candidate_min_members must be at least 1");
   }
   if (config.idle_timeout <= config.heartbeat_interval) {
     throw ConfigError("timeouts.idle_ms (" + std::to_string(config.idle_timeout.count()) +

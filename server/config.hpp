@@ -27,6 +27,10 @@ struct HubConfig {
   std::chrono::milliseconds purge_interval{std::chrono::hours(24)};
   std::chrono::milliseconds retention{std::chrono::days(730)};  // forms and profiles
   std::chrono::milliseconds ended_notice_retention{std::chrono::days(730)};  // after it ended
+  std::chrono::milliseconds notice_validity{std::chrono::days(365)};  // served -> expires
+  std::chrono::milliseconds notice_review_after{std::chrono::days(182)};  // served -> review
+  std::int64_t candidate_min_incidents = 3;  // in 12 months, for an exclusion candidate
+  std::int64_t candidate_min_members = 2;    // distinct members affected
   std::vector<std::string> towns;               // empty: the five Medway towns
   std::chrono::milliseconds escalation_interval{15'000};
   std::chrono::milliseconds cancel_window{30'000};

@@ -781,7 +781,9 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
   context.actor = from.identity;
   context.now_ms = now_ms();
   context.blob_root = blob_root();
-  context.notice_options.towns = towns_;
+  context.notice_options = notice_options();
+  context.candidates.min_incidents = config_.candidate_min_incidents;
+  context.candidates.min_members = config_.candidate_min_members;
   context.retention.forms_and_profiles_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
   context.retention.ended_notices_ms = config_.ended_notice_retention.count();
@@ -820,6 +822,14 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
       });
 }
 
+notices::Options Hub::notice_options() const {
+  notices::Options options;
+  options.towns = towns_;
+  options.validity = config_.notice_validity;
+  options.review_after = config_.notice_review_after;
+  return options;
+}
+
 std::filesystem::path Hub::blob_root() const {
   return config_.blobs.empty() ? config_.db.parent_path() / "blobs" : config_.blobs;
 }
@@ -846,8 +856,7 @@ void Hub::run_maintenance() {
       now - last_purge_ms_ >=
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.purge_interval).count();
   if (purge_due) last_purge_ms_ = now;
-  notices::Options notice_options;
-  notice_options.towns = towns_;
+  const notices::Options notice_options = this->notice_options();
   intel::RetentionOptions retention;
   retention.forms_and_profiles_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();

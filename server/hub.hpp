@@ -20,6 +20,7 @@
 #include "server/alert_tracker.hpp"
 #include "server/blob_store.hpp"
 #include "server/config.hpp"
+#include "server/notices.hpp"
 #include "server/store.hpp"
 #include "server/uploads.hpp"
 
@@ -121,6 +122,8 @@ class Hub {
   const std::vector<std::string>& towns() const { return towns_; }
   // Where image files live: the `blobs` setting, or "blobs" beside the database.
   std::filesystem::path blob_root() const;
+  // The notice lifecycle's settings from the configuration (towns, validity, review).
+  notices::Options notice_options() const;
   // What each session's uploads (server/uploads.hpp) use: the store, the image files, the
   // blob pool and the image cap (any thread).
   UploadServices upload_services();

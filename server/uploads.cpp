@@ -1,5 +1,7 @@
 #include "server/uploads.hpp"
 
+#include "server/audit.hpp"
+
 #include "core/envelope.hpp"
 #include "core/image.hpp"
 #include "server/store.hpp"
@@ -60,7 +62,7 @@ std::optional<HeldImage> find_image(SQLite::Database& db, const std::string& dec
 
 void record_image(SQLite::Database& db, const std::string& declared_sha256,
                   const std::string& stored_sha256, const std::string& mime, std::uint64_t size,
-                  const std::string& sender_id, std::int64_t now_ms) {
+                  const Identity& sender, std::int64_t now_ms) {
   SQLite::Statement blob(db,
                          "INSERT INTO blobs (sha256, mime, size, stored_at_ms) "
                          "VALUES (?1, ?2, ?3, ?4) "
@@ -82,9 +84,11 @@ void record_image(SQLite::Database& db, const std::string& declared_sha256,
                             "SET stored_sha256 = excluded.stored_sha256");
   mapping.bind(1, declared_sha256);
   mapping.bind(2, stored_sha256);
-  mapping.bind(3, sender_id);
+  mapping.bind(3, sender.id);
   mapping.bind(4, now_ms);
   mapping.exec();
+  audit::append(db, {now_ms, sender.id, std::string(to_string(sender.role)), "upload", "photo",
+                     stored_sha256, mime});
 }
 
 }  // namespace uploads
@@ -292,7 +296,7 @@ void SessionUploads::complete(const std::string& sha256, std::shared_ptr<Upload>
   image = CheckedImage{};  // up to image_cap bytes: not kept while the store works
   const std::int64_t now = now_ms();
   services_.store.submit(
-      [sha256, held, stored_size, sender = sender_.id, now](SQLite::Database& db) {
+      [sha256, held, stored_size, sender = sender_, now](SQLite::Database& db) {
         uploads::record_image(db, sha256, held.stored_sha256, held.mime, stored_size, sender,
                               now);
       },

@@ -75,10 +75,11 @@ std::optional<HeldImage> find_image(SQLite::Database& db, const std::string& dec
 
 // Records a stored image: its `blobs` row (inserted; if the image was already held, its
 // stored_at_ms raised to `now_ms`) and the mapping from `declared_sha256` (the first sender is
-// kept when the mapping exists). Run as one store job, so both commit together.
+// kept when the mapping exists), and an audit row (action "upload", object "photo"). Run as
+// one store job, so they commit together.
 void record_image(SQLite::Database& db, const std::string& declared_sha256,
                   const std::string& stored_sha256, const std::string& mime, std::uint64_t size,
-                  const std::string& sender_id, std::int64_t now_ms);
+                  const Identity& sender, std::int64_t now_ms);
 
 }  // namespace uploads
 

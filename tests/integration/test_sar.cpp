@@ -118,11 +118,18 @@ TEST_CASE("a SAR export holds the profile, its incidents, its photos and who vie
   CHECK(read_file(exported) == read_file(store.blob_file(sha)));
   CHECK(sha256_hex(read_file(exported)) == sha);
 
-  // The export itself is audited.
+  // The export itself is audited, and so was the upload of the photo.
   auto rows = result(coord->query("audit.show", json{{"actor_id", "coord-2"}}.dump()));
   bool exported_row = false;
   for (const auto& r : rows) exported_row = exported_row || r["action"] == "export";
   CHECK(exported_row);
+  auto uploads = result(coord->query(
+      "audit.show", json{{"object_type", "photo"}, {"object_id", sha}}.dump()));
+  bool upload_row = false;
+  for (const auto& r : uploads) {
+    upload_row = upload_row || (r["action"] == "upload" && r["actor_id"] == "coord-1");
+  }
+  CHECK(upload_row);
 }
 
 TEST_CASE("a shop may not read offender photos and police may not read a form still") {

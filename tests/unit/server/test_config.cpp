@@ -420,3 +420,27 @@ ended_notices_days = 90
 }
 
 }  // namespace saferlink::server
+
+namespace saferlink::server {
+
+TEST_CASE("notice keys set the validity, the review and the candidate thresholds") {
+  const auto config = parse_config(R"(
+[notices]
+validity_days = 180
+review_days = 90
+candidate_min_incidents = 4
+candidate_min_members = 3
+)",
+                                   "config.toml");
+  CHECK(config.notice_validity == std::chrono::days(180));
+  CHECK(config.notice_review_after == std::chrono::days(90));
+  CHECK(config.candidate_min_incidents == 4);
+  CHECK(config.candidate_min_members == 3);
+  CHECK_NOTHROW(validate(config));
+  HubConfig late_review;
+  late_review.notice_review_after = late_review.notice_validity;
+  CHECK_THROWS_AS(validate(late_review), ConfigError);
+  CHECK_THROWS_AS(parse_config("[notices]\nvalidty_days = 3\n", "config.toml"), ConfigError);
+}
+
+}  // namespace saferlink::server
