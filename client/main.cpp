@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
   upload_cmd->add_flag("--json", upload_json, "the result as a JSON object");
 
   SightingArgs sighting;
+  bool gallery_json = false;
+  auto* gallery_cmd = app.add_subcommand(
+      "gallery", "the exclusion gallery for your town: who is banned, conditions, expiry");
+  gallery_cmd->add_flag("--json", gallery_json, "one JSON object per entry");
+
   auto* sighting_cmd = app.add_subcommand(
       "sighting", "post an offender sighting to your town, CCTV and police");
   sighting_cmd->add_option("--text", sighting.text, "what was seen (at most 500 bytes)")
@@ -111,6 +116,9 @@ int main(int argc, char** argv) {
     return run_upload(options, upload_file, upload_json, std::cout, std::cerr);
   }
   if (sighting_cmd->parsed()) return run_sighting(options, sighting, std::cout, std::cerr);
+  if (gallery_cmd->parsed()) {
+    return run_query(options, "gallery", "{}", gallery_json, std::cout, std::cerr);
+  }
   if (coord_command) return coord_command();
   return 1;
 }

@@ -278,11 +278,19 @@ Answer photo_piece(SQLite::Database& db, const json& a, const Context& c) {
   const std::string mime = held.getColumn(0).getString();
   const std::int64_t size = held.getColumn(1).getInt64();
   if (c.actor.role != Role::coordinator) {
-    SQLite::Statement profile_photo(db, "SELECT 1 FROM profile_photos WHERE sha256 = ? LIMIT 1");
-    profile_photo.bind(1, sha);
-    if (!profile_photo.executeStep()) {
-      throw QueryError(v1::NOT_ALLOWED, "only coordinators may read this image");
+    // Everyone may see the photo of an active notice (the gallery); police and CCTV also the
+    // photos of profiles, which their summaries name.
+    SQLite::Statement gallery(
+        db, "SELECT 1 FROM notices WHERE photo_sha256 = ? AND state = 'active' LIMIT 1");
+    gallery.bind(1, sha);
+    bool allowed = gallery.executeStep();
+    if (!allowed && c.actor.role != Role::shop) {
+      SQLite::Statement profile_photo(db,
+                                      "SELECT 1 FROM profile_photos WHERE sha256 = ? LIMIT 1");
+      profile_photo.bind(1, sha);
+      allowed = profile_photo.executeStep();
     }
+    if (!allowed) throw QueryError(v1::NOT_ALLOWED, "you may not read this image");
   }
   if (offset > size) invalid("offset: beyond the image's " + std::to_string(size) + " bytes");
   std::ifstream in(c.blob_root / sha.substr(0, 2) / sha, std::ios::binary);
@@ -302,6 +310,37 @@ Answer photo_piece(SQLite::Database& db, const json& a, const Context& c) {
              {"offset", offset},
              {"data_b64", base64(bytes)},
              {"done", offset + length >= size}});
+}
+
+// The exclusion gallery as a person of `actor`'s town sees it: active notices that apply in
+// that town (or everywhere), with what a member needs — name, photo, conditions, expiry — and
+// nothing of the incident history.
+Answer gallery(SQLite::Database& db, const json&, const Context& c) {
+  SQLite::Statement select(
+      db,
+      "SELECT n.notice_id, n.profile_id, p.name, n.conditions, n.towns, n.expires_at_ms, "
+      "n.photo_sha256 FROM notices n JOIN profiles p ON p.profile_id = n.profile_id "
+      "WHERE n.state = 'active' ORDER BY n.notice_id");
+  json out = json::array();
+  while (select.executeStep()) {
+    const auto towns = notices::split_towns(select.getColumn(4).getString());
+    const bool applies = c.actor.all_towns() ||
+                         std::find(towns.begin(), towns.end(), "all") != towns.end() ||
+                         std::find(towns.begin(), towns.end(), c.actor.town) != towns.end();
+    if (!applies) continue;
+    json entry = {{"notice_id", select.getColumn(0).getInt64()},
+                  {"profile_id", select.getColumn(1).getInt64()},
+                  {"name", select.getColumn(2).getString()},
+                  {"conditions", select.getColumn(3).getString()},
+                  {"towns", towns},
+                  {"expires_at_ms", select.getColumn(5).getInt64()}};
+    entry["photo_sha256"] = select.getColumn(6).isNull() ? json(nullptr)
+                                                         : json(select.getColumn(6).getString());
+    out.push_back(std::move(entry));
+  }
+  audit::append(db, {c.now_ms, c.actor.id, std::string(to_string(c.actor.role)), "read",
+                     "gallery", c.actor.town, std::to_string(out.size()) + " entries"});
+  return of(out);
 }
 
 // --- ops --------------------------------------------------------------------------------------
@@ -568,7 +607,8 @@ const std::map<std::string, Op>& table() {
           if (!dry_run) answer.delete_blobs = report.blobs;
           return answer;
         }}},
-      {"photos.get", {kResponders, photo_piece}},
+      {"photos.get", {kPeople, photo_piece}},
+      {"gallery", {kPeople, gallery}},
       {"sar",
        {kCoordinator,
         [](SQLite::Database& db, const json& a, const Context& c) {

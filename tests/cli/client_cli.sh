@@ -136,6 +136,12 @@ expect_error "audit verify on an altered chain" "$CLI" --hub "$addr" --certs "$d
 grep -q "row 1" "$dir/err" || fail "audit verify did not name row 1: $(cat "$dir/err")"
 ok
 
+# gallery: a member lists the exclusion gallery of its town (empty here: no active notice).
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 gallery --json >"$dir/out" 2>"$dir/err" \
+  || fail "gallery: $(cat "$dir/err")"
+[ ! -s "$dir/out" ] || fail "gallery should be empty: $(cat "$dir/out")"
+ok
+
 kill -0 "$hubpid" || fail "hub died"
 ok
 echo "$passed passed, 0 failed"

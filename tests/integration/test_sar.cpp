@@ -23,6 +23,7 @@ namespace {
 struct Store {
   Store() {
     pki.issue(Role::shop, "chatham", "shop-chatham-1", "Boots Chatham");
+    pki.issue(Role::shop, "strood", "shop-strood-1", "Co-op Strood");
     pki.issue(Role::police, "chatham", "police-chatham", "Kent Police");
     pki.issue(Role::coordinator, "all", "coord-1", "Safer Medway");
     pki.issue(Role::coordinator, "all", "coord-2", "Safer Medway");
@@ -189,4 +190,47 @@ TEST_CASE("revoking a notice deletes its photo at once and keeps the notice reco
   CHECK(shown["state"] == "revoked");
   CHECK(shown["photo_sha256"].is_null());
   CHECK(shown["events"].size() == 4);
+}
+
+TEST_CASE("members see the gallery of their town: name, conditions, expiry and photo, and "
+          "nothing once the notice is revoked") {
+  Store store;
+  auto shop = store.device("shop-chatham-1");
+  auto strood = store.device("shop-strood-1");
+  auto coord1 = store.device("coord-1");
+  auto coord2 = store.device("coord-2");
+  const auto form = file_form(*shop, "gallery-form-0001");
+  const auto photo = coord1->upload(images::make_png(4, 4, false));
+  REQUIRE(photo.done());
+  auto created = result(coord1->query(
+      "profiles.create", json{{"name", "Gallery Gail"}, {"from_form", form}}.dump()));
+  const std::int64_t profile = created["profile_id"];
+  const std::int64_t notice = result(coord1->query(
+      "notice.propose", json{{"profile_id", profile},
+                             {"incidents", {form}},
+                             {"conditions", "Not to enter member premises in Chatham"},
+                             {"towns", "chatham"},
+                             {"photo_sha256", photo.stored_sha256()},
+                             {"reason", "violence to staff"}}
+                            .dump()))["notice_id"];
+  // Not in the gallery until it is served.
+  CHECK(result(shop->query("gallery", "{}")).empty());
+  result(coord2->query("notice.approve", json{{"notice_id", notice}, {"reason", "ok"}}.dump()));
+  result(coord1->query("notice.serve", json{{"notice_id", notice}, {"reason", "served"}}.dump()));
+
+  const auto gallery = result(shop->query("gallery", "{}"));
+  REQUIRE(gallery.size() == 1);
+  CHECK(gallery[0]["name"] == "Gallery Gail");
+  CHECK(gallery[0]["conditions"] == "Not to enter member premises in Chatham");
+  CHECK(gallery[0]["expires_at_ms"].get<std::int64_t>() > now_ms());
+  CHECK_FALSE(gallery[0].contains("incidents"));
+  auto piece = shop->query("photos.get", json{{"sha256", photo.stored_sha256()}}.dump());
+  CHECK(piece.has_query_result());
+  // A Strood member does not carry a Chatham-only notice.
+  CHECK(result(strood->query("gallery", "{}")).empty());
+
+  result(coord2->query("notice.revoke", json{{"notice_id", notice}, {"reason", "appeal"}}.dump()));
+  CHECK(result(shop->query("gallery", "{}")).empty());
+  auto gone = shop->query("photos.get", json{{"sha256", photo.stored_sha256()}}.dump());
+  CHECK(gone.has_error());
 }

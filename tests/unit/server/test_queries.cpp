@@ -60,7 +60,7 @@ TEST_CASE("every op refuses every role it does not list, before looking at its a
   CHECK(refusals > 50);  // the table really denies most pairs
 }
 
-TEST_CASE("the op table gives coordinators every op and shops only form reads") {
+TEST_CASE("the op table gives coordinators every op and shops only form and gallery reads") {
   std::set<std::string> shop_ops;
   for (const auto& info : queries::ops()) {
     CAPTURE(info.op);
@@ -70,7 +70,8 @@ TEST_CASE("the op table gives coordinators every op and shops only form reads") 
       shop_ops.insert(info.op);
     }
   }
-  CHECK(shop_ops == std::set<std::string>{"incidents.list", "incidents.show"});
+  CHECK(shop_ops ==
+        std::set<std::string>{"incidents.list", "incidents.show", "gallery", "photos.get"});
 }
 
 TEST_CASE("an unknown op and malformed arguments are refused as INVALID naming the problem") {
