@@ -111,6 +111,11 @@ The intelligence store holds a generated partnership (incidents, profiles, notic
   $cli --id coord-02 coord notice approve NOTICE_ID --reason "board agreed"   (two-person rule)
   $cli --id coord-01 coord audit verify
 
+A member's view: the exclusion gallery of its town, and a sighting (flagged if the person named
+has an active notice covering the town):
+  $cli --id shop-chatham-02 gallery
+  $cli --id shop-chatham-02 sighting --text "seen by the fountain, heading to the station" --profile 1
+
 Hub log follows; Ctrl-C stops everything.
 MSG
 tail -n +1 -f "$DEMO/logs/hub.log" &
