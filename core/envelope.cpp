@@ -23,14 +23,20 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kFormConfirmed:
     case v1::Envelope::kUploadStatus:
     case v1::Envelope::kSightingAccepted:
+    case v1::Envelope::kGalleryRemoved:
+    case v1::Envelope::kGallerySync:
+    case v1::Envelope::kGalleryRemove:
       return Priority::control;
     case v1::Envelope::kUploadChunk:
+    case v1::Envelope::kPhotoChunk:
       return Priority::bulk;
     case v1::Envelope::kForm:
     case v1::Envelope::kUploadBegin:
     case v1::Envelope::kQuery:
     case v1::Envelope::kQueryResult:
     case v1::Envelope::kSighting:  // behind alerts and control, ahead of bulk
+    case v1::Envelope::kGalleryEntry:
+    case v1::Envelope::kPhotoRequest:
     case v1::Envelope::BODY_NOT_SET:
       break;
   }
@@ -76,6 +82,12 @@ std::string_view body_name(v1::Envelope::BodyCase body) {
     case v1::Envelope::kQueryResult: return "query_result";
     case v1::Envelope::kSighting: return "sighting";
     case v1::Envelope::kSightingAccepted: return "sighting_accepted";
+    case v1::Envelope::kGallerySync: return "gallery_sync";
+    case v1::Envelope::kGalleryEntry: return "gallery_entry";
+    case v1::Envelope::kGalleryRemove: return "gallery_remove";
+    case v1::Envelope::kGalleryRemoved: return "gallery_removed";
+    case v1::Envelope::kPhotoRequest: return "photo_request";
+    case v1::Envelope::kPhotoChunk: return "photo_chunk";
     case v1::Envelope::BODY_NOT_SET: return "empty envelope";
   }
   return "unknown";

@@ -107,6 +107,9 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
     case v1::Envelope::kUploadBegin:
     case v1::Envelope::kUploadChunk:
       return receives_alerts(role);  // CCTV stills and photos; checked in server/uploads
+    case v1::Envelope::kGalleryRemoved:
+    case v1::Envelope::kPhotoRequest:
+      return receives_alerts(role);  // which photos: checked against the store per image
     case v1::Envelope::kWelcome:
     case v1::Envelope::kAccepted:
     case v1::Envelope::kUpdate:
@@ -115,6 +118,10 @@ bool may_send(Role role, v1::Envelope::BodyCase body) {
     case v1::Envelope::kUploadStatus:
     case v1::Envelope::kQueryResult:
     case v1::Envelope::kSightingAccepted:
+    case v1::Envelope::kGallerySync:
+    case v1::Envelope::kGalleryEntry:
+    case v1::Envelope::kGalleryRemove:
+    case v1::Envelope::kPhotoChunk:
     case v1::Envelope::BODY_NOT_SET:
       return false;
   }

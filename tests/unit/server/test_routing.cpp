@@ -232,6 +232,12 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       {E::kQueryResult, false, false, false, false, false},
       {E::kSighting, true, true, true, false, false},
       {E::kSightingAccepted, false, false, false, false, false},
+      {E::kGallerySync, false, false, false, false, false},
+      {E::kGalleryEntry, false, false, false, false, false},
+      {E::kGalleryRemove, false, false, false, false, false},
+      {E::kGalleryRemoved, true, true, true, true, false},
+      {E::kPhotoRequest, true, true, true, true, false},
+      {E::kPhotoChunk, false, false, false, false, false},
       {E::BODY_NOT_SET, false, false, false, false, false},
   };
   int covered = 0;
@@ -243,7 +249,7 @@ TEST_CASE("may_send allows exactly the role and message pairs of the protocol, d
       ++covered;
     }
   }
-  CHECK(covered == 20 * 5);  // every body case of the envelope, for every role
+  CHECK(covered == 26 * 5);  // every body case of the envelope, for every role
 }
 
 TEST_CASE("may_report gives delivered and acknowledged to every receiving role and the "
