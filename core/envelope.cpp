@@ -24,8 +24,6 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kUploadStatus:
     case v1::Envelope::kSightingAccepted:
     case v1::Envelope::kGalleryRemoved:
-    case v1::Envelope::kGallerySync:
-    case v1::Envelope::kGalleryRemove:
       return Priority::control;
     case v1::Envelope::kUploadChunk:
     case v1::Envelope::kPhotoChunk:
@@ -35,7 +33,9 @@ Priority priority_of(const v1::Envelope& envelope) {
     case v1::Envelope::kQuery:
     case v1::Envelope::kQueryResult:
     case v1::Envelope::kSighting:  // behind alerts and control, ahead of bulk
+    case v1::Envelope::kGallerySync:  // the gallery's messages share one class: kept in order
     case v1::Envelope::kGalleryEntry:
+    case v1::Envelope::kGalleryRemove:
     case v1::Envelope::kPhotoRequest:
     case v1::Envelope::BODY_NOT_SET:
       break;
@@ -59,6 +59,20 @@ Frame encode(v1::Envelope& envelope) {
   if (envelope.msg_id() == 0) envelope.set_msg_id(next_msg_id());
   if (envelope.sent_at_ms() == 0) envelope.set_sent_at_ms(now_ms());
   return std::make_shared<const std::string>(frame_bytes(envelope.SerializeAsString()));
+}
+
+Frame encode_with_seq(std::string_view body, std::uint64_t seq) {
+  std::string bytes;
+  bytes.reserve(body.size() + 11);
+  bytes.append(body);
+  bytes.push_back(static_cast<char>((3 << 3) | 0));  // field 3 (seq), wire type varint
+  do {
+    auto byte = static_cast<unsigned char>(seq & 0x7f);
+    seq >>= 7;
+    if (seq != 0) byte |= 0x80;
+    bytes.push_back(static_cast<char>(byte));
+  } while (seq != 0);
+  return std::make_shared<const std::string>(frame_bytes(bytes));
 }
 
 std::string_view body_name(v1::Envelope::BodyCase body) {

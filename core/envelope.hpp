@@ -38,6 +38,11 @@ std::uint64_t next_msg_id();
 // Stamps msg_id (if 0) and sent_at_ms (if 0) and encodes.
 Frame encode(v1::Envelope& envelope);
 
+// The frame of an already-serialized Envelope `body` (without a seq) with Envelope.seq set to
+// `seq`: the field is appended to the bytes (protobuf merges it), so one serialization is shared
+// by every recipient of a store-and-forward message and each gets its own number cheaply.
+Frame encode_with_seq(std::string_view body, std::uint64_t seq);
+
 // Lower-case name of a body case for logs and errors ("panic", "status", ...).
 std::string_view body_name(v1::Envelope::BodyCase body);
 

@@ -80,6 +80,8 @@ class Reader {
         config.threads = unsigned_value<unsigned>(node, key);
       } else if (key == "alerts") {
         read_alerts(table_value(node, key), config);
+      } else if (key == "replay") {
+        read_replay(table_value(node, key), config);
       } else if (key == "limits") {
         read_limits(table_value(node, key), config);
       } else if (key == "timeouts") {
@@ -132,6 +134,19 @@ class Reader {
         config.escalation_interval = ms_value(node, key);
       } else if (k.str() == "cancel_window_ms") {
         config.cancel_window = ms_value(node, key);
+      } else {
+        unknown(key);
+      }
+    }
+  }
+
+  void read_replay(const toml::table& table, HubConfig& config) const {
+    for (auto&& [k, node] : table) {
+      const std::string key = "replay." + std::string(k.str());
+      if (k.str() == "alert_ttl_ms") {
+        config.alert_replay_ttl = ms_value(node, key);
+      } else if (k.str() == "sighting_ttl_ms") {
+        config.sighting_replay_ttl = ms_value(node, key);
       } else {
         unknown(key);
       }
@@ -364,6 +379,8 @@ void validate(const HubConfig& config) {
 
   require_positive(config.escalation_interval, "alerts.escalation_interval_ms");
   require_positive(config.cancel_window, "alerts.cancel_window_ms");
+  require_positive(config.alert_replay_ttl, "replay.alert_ttl_ms");
+  require_positive(config.sighting_replay_ttl, "replay.sighting_ttl_ms");
   require_positive(config.handshake_timeout, "timeouts.handshake_ms");
   require_positive(config.heartbeat_interval, "timeouts.heartbeat_ms");
   require_positive(config.idle_timeout, "timeouts.idle_ms");

@@ -34,6 +34,9 @@ struct HubConfig {
   std::vector<std::string> towns;               // empty: the five Medway towns
   std::chrono::milliseconds escalation_interval{15'000};
   std::chrono::milliseconds cancel_window{30'000};
+  // Store-and-forward: how long a relayed message waits for a device that is off air.
+  std::chrono::milliseconds alert_replay_ttl{30 * 60'000};      // panics and cancels
+  std::chrono::milliseconds sighting_replay_ttl{2 * 3'600'000};  // sightings (and their photos)
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::chrono::milliseconds idle_timeout{35'000};
@@ -55,6 +58,7 @@ struct HubConfig {
 //   towns = ["rochester", ...]
 //   threads = 2
 //   [alerts]   escalation_interval_ms, cancel_window_ms
+//   [replay]   alert_ttl_ms, sighting_ttl_ms   (store-and-forward time to live)
 //   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages, image_cap_bytes
 //   [timeouts] handshake_ms, heartbeat_ms, idle_ms, write_ms, crl_poll_ms
 HubConfig load_config(const std::filesystem::path& file);

@@ -3,8 +3,10 @@
 #include "core/envelope.hpp"
 #include "core/tls.hpp"
 #include "core/towns.hpp"
-#include "server/alert_store.hpp"
 #include "core/forms.hpp"
+#include "server/alert_store.hpp"
+#include "server/audit.hpp"
+#include "server/gallery_store.hpp"
 #include "server/intel_store.hpp"
 #include "server/metrics.hpp"
 #include "server/notice_store.hpp"
@@ -22,6 +24,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <future>
 
 namespace saferlink::server {
@@ -76,6 +79,32 @@ v1::Sighting relay_of(const sightings::Record& r) {
   return s;
 }
 
+std::string reason_of(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+v1::Envelope gallery_entry_envelope(const gallery::Entry& entry, std::uint64_t version) {
+  v1::Envelope e;
+  auto* g = e.mutable_gallery_entry();
+  g->set_notice_id(entry.notice_id);
+  g->set_profile_id(entry.profile_id);
+  g->set_name(entry.name);
+  g->set_conditions(entry.conditions);
+  for (const auto& town : entry.towns) g->add_towns(town);
+  g->set_expires_at_ms(entry.expires_at_ms);
+  g->set_photo_sha256(entry.photo_sha256);
+  g->set_photo_size(entry.photo_size);
+  g->set_photo_mime(entry.photo_mime);
+  g->set_version(version);
+  return e;
+}
+
 AlertTracker::TimePoint steady_from_wall(std::int64_t wall_ms) {
   const auto age = std::chrono::milliseconds(now_ms() - wall_ms);
   return AlertTracker::Clock::now() - age;
@@ -107,9 +136,34 @@ Hub::Hub(HubConfig config)
                       e.what());
   }
   restore_open_alerts();
+  load_devices();
 }
 
 Hub::~Hub() { stop(); }
+
+void Hub::load_devices() {
+  std::uint64_t epoch = 0;
+  std::vector<outbox::KnownDevice> known;
+  std::vector<std::pair<std::string, std::uint64_t>> last;
+  std::uint64_t gallery_version = 0;
+  store_->run_sync([&](SQLite::Database& db) {
+    epoch = outbox::next_epoch(db);
+    known = outbox::load_devices(db);
+    last = outbox::last_seqs(db);
+    gallery_version = gallery::current_version(db);
+  });
+  // Numbers handed out by an earlier run may have reached devices without their rows being
+  // committed (a crash): this run starts every device above all of them.
+  seq_base_ = epoch << 32;
+  for (auto& device : known) {
+    devices_[device.identity.id] = DeviceState{std::move(device.identity), seq_base_};
+  }
+  for (const auto& [id, seq] : last) {
+    auto it = devices_.find(id);
+    if (it != devices_.end()) it->second.last_seq = std::max(it->second.last_seq, seq);
+  }
+  gallery_known_ = gallery_pushed_ = gallery_version;
+}
 
 bool Hub::serves_town(const std::string& town) const {
   return town == kAllTowns || known_town(towns_, town);
@@ -233,6 +287,10 @@ Hub::Stats Hub::stats() const {
   s.sightings_accepted = sightings_accepted_.load();
   s.queries = queries_.load();
   s.sessions_dropped = sessions_dropped_.load();
+  s.replayed = replayed_.load();
+  s.gallery_entries_sent = gallery_entries_sent_.load();
+  s.gallery_removals_sent = gallery_removals_sent_.load();
+  s.photo_bytes_sent = photo_bytes_sent_.load();
   return s;
 }
 
@@ -271,18 +329,142 @@ awaitable<void> Hub::accept_loop() {
   }
 }
 
-void Hub::attach(SessionRef session) {
-  asio::post(strand_, [this, session = std::move(session)]() mutable {
+struct Hub::AttachResult {
+  std::vector<outbox::Pending> pending;
+  gallery::Sync sync;
+  std::vector<std::int64_t> held;  // notice ids the holders table says it may hold
+};
+
+void Hub::attach(SessionRef session, HelloInfo hello) {
+  asio::post(strand_, [this, session = std::move(session), hello]() mutable {
     if (revoked_.count(session.identity.serial_hex)) {
       spdlog::warn("session {}: certificate of {} is revoked; dropping", session.id,
                    session.identity.id);
       session.connection->abort("certificate revoked");
       return;
     }
-    sessions_by_device_.emplace(session.identity.id, session.id);
-    sessions_.emplace(session.id, std::move(session));
+    auto& device = devices_[session.identity.id];
+    device.identity = session.identity;
+    // A device that processed numbers this hub does not know of (its database was replaced)
+    // must still see every new message as new.
+    device.last_seq = std::max({device.last_seq, seq_base_, hello.cursor});
+    const std::uint64_t id = session.id;
+    LiveSession live;
+    static_cast<SessionRef&>(live) = session;
+    live.hello = hello;
+    live.ready = !hello.resume;
+    sessions_by_device_.emplace(session.identity.id, id);
+    sessions_.emplace(id, std::move(live));
     sessions_live_ = sessions_.size();
+
+    const Identity identity = session.identity;
+    const std::int64_t now = now_ms();
+    auto result = std::make_shared<AttachResult>();
+    store_->submit(
+        [identity, hello, now, result](SQLite::Database& db) {
+          outbox::upsert_device(db, identity, now);
+          if (hello.resume) result->pending = outbox::pending(db, identity.id, hello.cursor, now);
+          if (hello.gallery) {
+            result->sync = gallery::sync_for(db, identity, hello.gallery_version);
+            for (const auto& h : gallery::holders_of_device(db, identity.id)) {
+              result->held.push_back(h);
+            }
+          }
+        },
+        [this, id, result](std::exception_ptr error) {
+          asio::post(strand_, [this, id, result, error] {
+            if (error) {
+              spdlog::error("session {}: could not load what it missed: {}", id,
+                            reason_of(error));
+              auto it = sessions_.find(id);
+              if (it != sessions_.end()) it->second.connection->abort("store failed");
+              return;
+            }
+            finish_attach(id, *result);
+          });
+        });
   });
+}
+
+void Hub::finish_attach(std::uint64_t session_id, const AttachResult& result) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;  // gone already; what it missed stays queued
+  LiveSession& session = it->second;
+  std::uint64_t last = session.hello.cursor;
+  for (const auto& p : result.pending) {
+    const Priority priority =
+        p.kind == outbox::Kind::sighting ? Priority::normal : Priority::alert;
+    session.connection->send(encode_with_seq(p.body, p.seq), priority);
+    if (p.kind == outbox::Kind::panic) {
+      tracker_.note_recipients(p.ref, {session.identity.id});
+      auto live = live_.find(p.ref);
+      if (live != live_.end()) live->second.queued.erase(session.identity.id);
+    }
+    last = std::max(last, p.seq);
+  }
+  replayed_ += result.pending.size();
+  if (!result.pending.empty()) {
+    spdlog::info("session {}: replayed {} message(s) {} missed", session_id,
+                 result.pending.size(), session.identity.id);
+  }
+  for (auto& [seq, frame] : session.held) {
+    if (seq > last) session.connection->send(frame.first, frame.second);
+  }
+  session.held.clear();
+  session.held.shrink_to_fit();
+  session.ready = true;
+  if (session.hello.gallery) send_gallery_sync(session, result);
+}
+
+void Hub::send_gallery_sync(LiveSession& session, const AttachResult& result) {
+  const auto& sync = result.sync;
+  session.gallery_held.insert(result.held.begin(), result.held.end());
+  v1::Envelope begin;
+  begin.mutable_gallery_sync()->set_from_version(sync.from_version);
+  begin.mutable_gallery_sync()->set_to_version(sync.to_version);
+  begin.mutable_gallery_sync()->set_reset(sync.reset);
+  session.connection->send(begin);
+  std::vector<std::int64_t> sent;
+  for (const auto& entry : sync.entries) {
+    v1::Envelope e = gallery_entry_envelope(entry, 0);
+    session.connection->send(e);
+    sent.push_back(entry.notice_id);
+    session.gallery_held.insert(entry.notice_id);
+  }
+  for (const auto& removal : sync.removals) {
+    v1::Envelope e;
+    e.mutable_gallery_remove()->set_notice_id(removal.notice_id);
+    e.mutable_gallery_remove()->set_reason(removal.reason);
+    session.connection->send(e);
+  }
+  v1::Envelope done;
+  done.mutable_gallery_sync()->set_from_version(sync.from_version);
+  done.mutable_gallery_sync()->set_to_version(sync.to_version);
+  done.mutable_gallery_sync()->set_reset(sync.reset);
+  done.mutable_gallery_sync()->set_done(true);
+  session.connection->send(done);
+  gallery_entries_sent_ += sync.entries.size();
+  gallery_removals_sent_ += sync.removals.size();
+  session.gallery_synced = true;
+  session.gallery_version = std::max(session.gallery_version, sync.to_version);
+  record_gallery_sent(session.identity, sent, sync.reset ? "sync (full)" : "sync");
+}
+
+void Hub::record_gallery_sent(const Identity& device, const std::vector<std::int64_t>& sent,
+                              const std::string& how) {
+  if (sent.empty()) return;
+  const std::int64_t now = now_ms();
+  store_->submit(
+      [device, sent, now, how](SQLite::Database& db) {
+        gallery::record_sent(db, device.id, sent, now);
+        // The gallery names people: what went to which handset is part of the access record.
+        audit::append(db, {now, device.id, std::string(to_string(device.role)), "read",
+                           "gallery", device.town,
+                           how + ": " + std::to_string(sent.size()) + " entries sent"});
+      },
+      [id = device.id](std::exception_ptr error) {
+        if (error) spdlog::error("could not record the gallery entries sent to {}", id);
+      });
 }
 
 void Hub::detach(std::uint64_t session_id) {
@@ -379,14 +561,65 @@ void Hub::fan_out(const std::string& alert_id, bool escalated, std::uint32_t rou
   *envelope.mutable_panic() = live->second.relay;
   envelope.mutable_panic()->set_escalated(escalated);
   envelope.mutable_panic()->set_escalation_round(round);
-  const Frame frame = encode(envelope);  // encoded once, shared by every recipient
-  std::vector<std::string> recipients;
-  for (const auto& [id, session] : sessions_) {
-    if (!receives_panic(tracked->sender, session.identity, escalated)) continue;
-    session.connection->send(frame, Priority::alert);
-    recipients.push_back(session.identity.id);
-  }
+  const Identity sender = tracked->sender;
+  const std::function<bool(const Identity&)> targets = [&sender, escalated](const Identity& d) {
+    return receives_panic(sender, d, escalated);
+  };
+  const auto recipients = relay(outbox::Kind::panic, alert_id, envelope, Priority::alert,
+                                config_.alert_replay_ttl, targets, &live->second.queued);
   tracker_.note_recipients(alert_id, recipients);
+}
+
+std::vector<std::string> Hub::relay(outbox::Kind kind, const std::string& ref,
+                                    v1::Envelope& envelope, Priority priority,
+                                    std::chrono::milliseconds ttl,
+                                    const std::function<bool(const Identity&)>& targets,
+                                    std::set<std::string>* queued_offline) {
+  if (envelope.msg_id() == 0) envelope.set_msg_id(next_msg_id());
+  if (envelope.sent_at_ms() == 0) envelope.set_sent_at_ms(now_ms());
+  outbox::Relay record;
+  record.kind = kind;
+  record.ref = ref;
+  record.body = envelope.SerializeAsString();  // once, shared by every recipient
+  record.created_at_ms = now_ms();
+  record.expires_at_ms = record.created_at_ms + ttl.count();
+  std::vector<std::pair<std::string, std::uint64_t>> numbered;
+  std::vector<std::string> live;
+  for (auto& [device_id, device] : devices_) {
+    if (!targets(device.identity)) continue;
+    if (revoked_.count(device.identity.serial_hex)) continue;
+    auto range = sessions_by_device_.equal_range(device_id);
+    const bool online = range.first != range.second;
+    if (!online && queued_offline != nullptr && !queued_offline->insert(device_id).second) {
+      continue;  // already waiting for it (an escalation round of an alert it will get)
+    }
+    const std::uint64_t seq = ++device.last_seq;
+    numbered.emplace_back(device_id, seq);
+    if (!online) continue;
+    const Frame frame = encode_with_seq(record.body, seq);
+    for (auto i = range.first; i != range.second; ++i) {
+      auto s = sessions_.find(i->second);
+      if (s == sessions_.end()) continue;
+      if (s->second.ready) {
+        s->second.connection->send(frame, priority);
+      } else {
+        s->second.held.push_back({seq, {frame, priority}});
+      }
+    }
+    live.push_back(device_id);
+  }
+  if (!numbered.empty()) {
+    store_->submit(
+        [record = std::move(record), numbered = std::move(numbered)](SQLite::Database& db) {
+          outbox::record(db, record, numbered);
+        },
+        [ref](std::exception_ptr error) {
+          if (error) {
+            spdlog::error("{}: could not record it for replay: {}", ref, reason_of(error));
+          }
+        });
+  }
+  return live;
 }
 
 void Hub::send_to_device(const std::string& device_id, const Frame& frame, Priority p) {
@@ -509,22 +742,21 @@ void Hub::on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::Canc
             if (!*first) return;
             const auto* tracked = tracker_.find(alert_id);
             if (tracked == nullptr) return;
-            v1::Envelope relay;
-            relay.mutable_cancel()->set_alert_id(alert_id);
-            relay.mutable_cancel()->set_reason(reason);
-            relay.mutable_cancel()->set_origin_id(from.identity.id);
-            const Frame frame = encode(relay);
-            if (tracked->recipients.empty()) {
-              // Restored after a restart: who received it is not known, so tell everyone
-              // connected whom it would reach.
-              for (const auto& [sid, session] : sessions_) {
-                if (receives_panic(tracked->sender, session.identity,
-                                   tracked->escalation_round > 0)) {
-                  session.connection->send(frame, Priority::alert);
-                }
-              }
-            }
-            for (const auto& id : tracked->recipients) send_to_device(id, frame, Priority::alert);
+            v1::Envelope cancel_relay;
+            cancel_relay.mutable_cancel()->set_alert_id(alert_id);
+            cancel_relay.mutable_cancel()->set_reason(reason);
+            cancel_relay.mutable_cancel()->set_origin_id(from.identity.id);
+            // Everyone the alert could have reached (any round so far), on air or not: the
+            // ones off air get the cancel right after the alert when they come back.
+            const Identity sender = tracked->sender;
+            const bool widened = tracked->escalation_round > 0;
+            const std::function<bool(const Identity&)> targets =
+                [&sender, widened](const Identity& d) {
+                  return receives_panic(sender, d, false) ||
+                         (widened && receives_panic(sender, d, true));
+                };
+            relay(outbox::Kind::cancel, alert_id, cancel_relay, Priority::alert,
+                  config_.alert_replay_ttl, targets);
             v1::AlertUpdate update;
             update.set_alert_id(alert_id);
             update.set_event(v1::CANCELLED);
@@ -636,20 +868,6 @@ void Hub::apply_crl(std::set<std::string> revoked) {
 
 namespace saferlink::server {
 
-namespace {
-
-std::string reason_of(std::exception_ptr error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-
-}  // namespace
-
 void Hub::on_form(const SessionRef& from, std::uint64_t msg_id, const v1::IncidentForm& wire) {
   auto parsed = forms::from_wire(wire);
   if (!parsed) {
@@ -754,15 +972,16 @@ void Hub::on_sighting(const SessionRef& from, std::uint64_t msg_id,
           // or police officer names it).
           Identity sender = from.identity;
           sender.town = stored.town;
-          v1::Envelope relay;
-          *relay.mutable_sighting() = relay_of(stored);
-          const Frame frame = encode(relay);  // encoded once, shared by every recipient
-          std::uint32_t recipients = 0;
-          for (const auto& [id, session] : sessions_) {
-            if (!receives_sighting(sender, session.identity, stored.possible_breach)) continue;
-            session.connection->send(frame, Priority::normal);
-            ++recipients;
-          }
+          v1::Envelope sighting_relay;
+          *sighting_relay.mutable_sighting() = relay_of(stored);
+          const bool breach = stored.possible_breach;
+          const std::function<bool(const Identity&)> targets = [&sender, breach](
+                                                                   const Identity& d) {
+            return receives_sighting(sender, d, breach);
+          };
+          const auto reached = relay(outbox::Kind::sighting, stored.sighting_id, sighting_relay,
+                                     Priority::normal, config_.sighting_replay_ttl, targets);
+          const auto recipients = static_cast<std::uint32_t>(reached.size());
           accepted->set_recipients(recipients);
           from.connection->send(reply);
           spdlog::info("sighting {} from {} in {} accepted{}, relayed to {}", stored.sighting_id,
@@ -789,8 +1008,9 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
   context.retention.ended_notices_ms = config_.ended_notice_retention.count();
   auto answer = std::make_shared<queries::Answer>();
   auto refusal = std::make_shared<std::optional<queries::QueryError>>();
+  auto gallery_version = std::make_shared<std::uint64_t>(0);
   store_->submit(
-      [query, context, answer, refusal](SQLite::Database& db) {
+      [query, context, answer, refusal, gallery_version](SQLite::Database& db) {
         try {
           *answer = queries::run(db, query.op(), query.args_json(), context);
         } catch (const queries::QueryError& e) {
@@ -798,8 +1018,12 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
           // a refused read, say) still commits.
           *refusal = e;
         }
+        // A notice transition, a profile edit or a purge may have changed the gallery.
+        *gallery_version = gallery::current_version(db);
       },
-      [this, from, msg_id, op = query.op(), answer, refusal](std::exception_ptr error) {
+      [this, from, msg_id, op = query.op(), answer, refusal,
+       gallery_version](std::exception_ptr error) {
+        if (!error) asio::post(strand_, [this, v = *gallery_version] { gallery_seen(v); });
         ++queries_;
         v1::Envelope reply;
         if (error) {
@@ -862,8 +1086,13 @@ void Hub::run_maintenance() {
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.retention).count();
   retention.ended_notices_ms = config_.ended_notice_retention.count();
   auto deleted = std::make_shared<std::vector<std::string>>();
+  auto gallery_version = std::make_shared<std::uint64_t>(0);
   store_->submit(
-      [now, notice_options, retention, purge_due, deleted](SQLite::Database& db) {
+      [now, notice_options, retention, purge_due, deleted, gallery_version](SQLite::Database& db) {
+        // Store-and-forward messages past their time to live.
+        if (const auto n = outbox::prune(db, now); n > 0) {
+          spdlog::info("{} relayed message(s) expired unreplayed", n);
+        }
         const auto due = notice_store::run_due(db, now, notice_options);
         for (const auto& n : due.expired) {
           spdlog::info("notice {} expired", n.id);
@@ -885,12 +1114,14 @@ void Hub::run_maintenance() {
             spdlog::error("scheduled purge refused: {}", report.status.error);
           }
         }
+        *gallery_version = gallery::current_version(db);
       },
-      [this, deleted](std::exception_ptr error) {
+      [this, deleted, gallery_version](std::exception_ptr error) {
         if (error) {
           spdlog::error("maintenance failed: {}", reason_of(error));
           return;
         }
+        asio::post(strand_, [this, v = *gallery_version] { gallery_seen(v); });
         delete_blob_files(*deleted);
       });
   if (purge_due) {
@@ -911,6 +1142,173 @@ void Hub::run_maintenance() {
   maintenance_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) run_maintenance();
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gallery on handsets: live changes and deletion confirmations.
+
+struct Hub::GalleryPush {
+  std::vector<gallery::Change> changes;
+};
+
+void Hub::gallery_seen(std::uint64_t version) {
+  if (version <= gallery_known_) return;
+  gallery_known_ = version;
+  push_gallery();
+}
+
+void Hub::push_gallery() {
+  if (gallery_pushing_ || gallery_known_ <= gallery_pushed_ || stopped_) return;
+  gallery_pushing_ = true;
+  const std::uint64_t from = gallery_pushed_;
+  auto push = std::make_shared<GalleryPush>();
+  store_->submit(
+      [from, push](SQLite::Database& db) { push->changes = gallery::changes_since(db, from); },
+      [this, push](std::exception_ptr error) {
+        asio::post(strand_, [this, push, error] {
+          gallery_pushing_ = false;
+          if (error) {
+            spdlog::error("could not read the gallery's changes: {}", reason_of(error));
+            return;  // the next change (or maintenance run) tries again
+          }
+          apply_gallery_push(*push);
+          push_gallery();
+        });
+      });
+}
+
+void Hub::apply_gallery_push(const GalleryPush& push) {
+  for (const auto& change : push.changes) {
+    std::optional<Frame> entry_frame;
+    std::optional<Frame> remove_frame;
+    for (auto& [id, session] : sessions_) {
+      if (!session.gallery_synced || session.gallery_version >= change.version) continue;
+      session.gallery_version = change.version;
+      if (change.entry && gallery::covers(change.entry->towns, session.identity)) {
+        if (!entry_frame) {
+          v1::Envelope e = gallery_entry_envelope(*change.entry, change.version);
+          entry_frame = encode(e);
+        }
+        session.connection->send(*entry_frame, Priority::normal);
+        session.gallery_held.insert(change.notice_id);
+        ++gallery_entries_sent_;
+        record_gallery_sent(session.identity, {change.notice_id}, "live change");
+      } else if (session.gallery_held.erase(change.notice_id) > 0) {
+        if (!remove_frame) {
+          v1::Envelope e;
+          e.mutable_gallery_remove()->set_notice_id(change.notice_id);
+          e.mutable_gallery_remove()->set_reason(change.entry ? "withdrawn" : change.reason);
+          e.mutable_gallery_remove()->set_version(change.version);
+          remove_frame = encode(e);
+        }
+        session.connection->send(*remove_frame, Priority::normal);
+        ++gallery_removals_sent_;
+      }
+    }
+    gallery_pushed_ = std::max(gallery_pushed_, change.version);
+    if (change.entry) {
+      spdlog::info("gallery v{}: notice {} added or changed", change.version, change.notice_id);
+    } else {
+      spdlog::info("gallery v{}: notice {} removed ({})", change.version, change.notice_id,
+                   change.reason);
+    }
+  }
+}
+
+void Hub::on_gallery_removed(const SessionRef& from, std::uint64_t msg_id,
+                             std::int64_t notice_id) {
+  const std::int64_t now = now_ms();
+  auto known = std::make_shared<bool>(false);
+  const std::string device = from.identity.id;
+  store_->submit(
+      [device, notice_id, now, known](SQLite::Database& db) {
+        *known = gallery::confirm_removed(db, device, notice_id, now);
+      },
+      [this, from, msg_id, notice_id, known](std::exception_ptr error) {
+        v1::Envelope reply;
+        if (error) {
+          reply = make_error(msg_id, v1::STORE_FAILED, "could not record the deletion; retry");
+        } else if (!*known) {
+          ++refusals_;
+          reply = make_error(msg_id, v1::INVALID,
+                             "notice_id: no notice " + std::to_string(notice_id));
+        } else {
+          spdlog::info("gallery: {} confirmed deleting notice {}", from.identity.id, notice_id);
+          reply.mutable_receipt()->set_in_reply_to(msg_id);
+        }
+        from.connection->send(reply);
+      });
+}
+
+void Hub::on_photo_request(const SessionRef& from, std::uint64_t msg_id,
+                           const v1::PhotoRequest& request) {
+  const std::string sha = request.sha256();
+  const std::uint64_t offset = request.offset();
+  const std::uint64_t window =
+      request.max_bytes() == 0 || request.max_bytes() > kPhotoWindowBytes ? kPhotoWindowBytes
+                                                                         : request.max_bytes();
+  const Identity who = from.identity;
+  const std::int64_t now = now_ms();
+  const std::int64_t sighting_ttl = config_.sighting_replay_ttl.count();
+  auto grant = std::make_shared<std::optional<gallery::PhotoGrant>>();
+  auto refusal = std::make_shared<gallery::PhotoRefusal>(gallery::PhotoRefusal::none);
+  store_->submit(
+      [who, sha, offset, now, sighting_ttl, grant, refusal](SQLite::Database& db) {
+        *grant = gallery::photo_grant(db, who, sha, now, sighting_ttl, refusal.get());
+        if (*grant && offset == 0) {
+          audit::append(db, {now, who.id, std::string(to_string(who.role)), "read", "photo",
+                             sha, "download"});
+        }
+      },
+      [this, from, msg_id, sha, offset, window, grant, refusal](std::exception_ptr error) {
+        auto refuse = [&](v1::ErrorCode code, const std::string& why) {
+          ++refusals_;
+          v1::Envelope reply = make_error(msg_id, code, why);
+          from.connection->send(reply);
+        };
+        if (error) {
+          v1::Envelope reply = make_error(msg_id, v1::STORE_FAILED, "the store failed; retry");
+          from.connection->send(reply);
+          return;
+        }
+        if (*refusal == gallery::PhotoRefusal::unknown) return refuse(v1::INVALID, "no image " + sha);
+        if (!*grant) return refuse(v1::NOT_ALLOWED, "you may not download image " + sha);
+        const gallery::PhotoGrant g = **grant;
+        if (offset >= g.size) {
+          return refuse(v1::INVALID, "offset: " + std::to_string(offset) +
+                                         " is not below the image's " + std::to_string(g.size) +
+                                         " bytes");
+        }
+        // Read on the blob pool, never on the store thread or a network thread.
+        asio::post(blob_pool_, [this, from, msg_id, sha, offset, window, g] {
+          const auto path = blob_root() / sha.substr(0, 2) / sha;
+          std::ifstream in(path, std::ios::binary);
+          const std::uint64_t end = std::min<std::uint64_t>(g.size, offset + window);
+          std::string piece;
+          if (in) in.seekg(static_cast<std::streamoff>(offset));
+          for (std::uint64_t at = offset; in && at < end;) {
+            const std::uint64_t n = std::min<std::uint64_t>(kPhotoChunkBytes, end - at);
+            piece.resize(n);
+            in.read(piece.data(), static_cast<std::streamsize>(n));
+            if (static_cast<std::uint64_t>(in.gcount()) != n) break;
+            v1::Envelope chunk;
+            auto* c = chunk.mutable_photo_chunk();
+            c->set_sha256(sha);
+            c->set_offset(at);
+            c->set_total_size(g.size);
+            c->set_mime(g.mime);
+            c->set_data(piece);
+            from.connection->send(chunk);
+            photo_bytes_sent_ += n;
+            at += n;
+            if (at == end) return;
+          }
+          spdlog::error("image {} is recorded but its file is missing or short", sha);
+          v1::Envelope reply =
+              make_error(msg_id, v1::STORE_FAILED, "image " + sha + " cannot be read");
+          from.connection->send(reply);
+        });
+      });
 }
 
 }  // namespace saferlink::server

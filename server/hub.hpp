@@ -21,6 +21,7 @@
 #include "server/blob_store.hpp"
 #include "server/config.hpp"
 #include "server/notices.hpp"
+#include "server/outbox.hpp"
 #include "server/store.hpp"
 #include "server/uploads.hpp"
 
@@ -33,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -50,6 +52,10 @@ class MetricsServer;
 }
 
 namespace saferlink::server {
+
+// Photo downloads (PhotoRequest): pieces of at most 16 KiB, at most 256 KiB per request.
+inline constexpr std::uint64_t kPhotoChunkBytes = 16 * 1024;
+inline constexpr std::uint64_t kPhotoWindowBytes = 256 * 1024;
 
 class Hub {
  public:
@@ -86,6 +92,10 @@ class Hub {
     std::uint64_t sightings_accepted = 0;  // new sightings stored and relayed (not repeats)
     std::uint64_t queries = 0;             // queries answered (results and refusals)
     std::uint64_t sessions_dropped = 0;    // sessions that ended unexpectedly (not a clean close)
+    std::uint64_t replayed = 0;            // store-and-forward messages replayed on reconnect
+    std::uint64_t gallery_entries_sent = 0;   // GalleryEntry frames (syncs and live changes)
+    std::uint64_t gallery_removals_sent = 0;  // GalleryRemove frames
+    std::uint64_t photo_bytes_sent = 0;       // image bytes in PhotoChunk frames
   };
   Stats stats() const;
 
@@ -105,7 +115,14 @@ class Hub {
     Identity identity;
     std::shared_ptr<Connection> connection;
   };
-  void attach(SessionRef session);
+  // What a device's hello asked for, beyond being connected.
+  struct HelloInfo {
+    bool resume = false;            // capability "resume": replay what it missed
+    std::uint64_t cursor = 0;       // the last sequence number it processed
+    bool gallery = false;           // capability "gallery": keep its gallery in sync
+    std::uint64_t gallery_version = 0;
+  };
+  void attach(SessionRef session, HelloInfo hello);
   void detach(std::uint64_t session_id);
   void on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::PanicAlert& panic);
   void on_cancel(const SessionRef& from, std::uint64_t msg_id, const v1::CancelAlert& cancel);
@@ -119,6 +136,13 @@ class Hub {
   // A query to the intelligence store (server/queries.hpp): run on the store thread, then
   // QueryResult or Error.
   void on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query);
+  // A handset deleted a gallery entry: recorded, then Receipt (Error(INVALID) for no such
+  // notice).
+  void on_gallery_removed(const SessionRef& from, std::uint64_t msg_id, std::int64_t notice_id);
+  // A photo download window: checked against what the device may see (store thread), read on
+  // the blob pool and queued as PhotoChunk frames at bulk priority.
+  void on_photo_request(const SessionRef& from, std::uint64_t msg_id,
+                        const v1::PhotoRequest& request);
   const std::vector<std::string>& towns() const { return towns_; }
   // Where image files live: the `blobs` setting, or "blobs" beside the database.
   std::filesystem::path blob_root() const;
@@ -137,10 +161,50 @@ class Hub {
  private:
   struct LiveAlert {
     v1::PanicAlert relay;  // the message as relayed (origin fields filled in)
+    // Devices off air that have this alert waiting in their outbox: an escalation round is
+    // not queued for them again (they get the alert once when they come back).
+    std::set<std::string> queued;
   };
+
+  // A session as the hub strand sees it.
+  struct LiveSession : SessionRef {
+    HelloInfo hello;
+    // Until the replay of what it missed has been sent, sequenced messages for it are held
+    // here (in order) and sent after the replay, so that sequence order is kept.
+    bool ready = false;
+    std::vector<std::pair<std::uint64_t, std::pair<Frame, Priority>>> held;
+    bool gallery_synced = false;
+    std::uint64_t gallery_version = 0;
+    std::set<std::int64_t> gallery_held;  // notice ids it may hold
+  };
+
+  // A device that has said hello to this hub at some time.
+  struct DeviceState {
+    Identity identity;
+    std::uint64_t last_seq = 0;  // the last sequence number handed out to it
+  };
+
+  struct AttachResult;
+  struct GalleryPush;
 
   boost::asio::awaitable<void> accept_loop();
   void fan_out(const std::string& alert_id, bool escalated, std::uint32_t round);  // [hub strand]
+  // [hub strand] Sends a store-and-forward message to every known device `targets` accepts:
+  // live to its sessions (held during their replay), and recorded with its sequence number for
+  // replay. `skip_offline` devices are not queued when off air. Returns the devices reached
+  // live.
+  std::vector<std::string> relay(outbox::Kind kind, const std::string& ref,
+                                 v1::Envelope& envelope, Priority priority,
+                                 std::chrono::milliseconds ttl,
+                                 const std::function<bool(const Identity&)>& targets,
+                                 std::set<std::string>* queued_offline = nullptr);
+  void finish_attach(std::uint64_t session_id, const AttachResult& result);  // [hub strand]
+  void send_gallery_sync(LiveSession& session, const AttachResult& result);   // [hub strand]
+  // [hub strand] The store has reached gallery version `version`: push what changed to the
+  // synced sessions (one push at a time, in version order).
+  void gallery_seen(std::uint64_t version);
+  void push_gallery();                                                        // [hub strand]
+  void apply_gallery_push(const GalleryPush& push);                           // [hub strand]
   void send_to_device(const std::string& device_id, const Frame& frame, Priority p);  // [hub strand]
   void send_update(const std::string& device_id, v1::AlertUpdate update);  // [hub strand]
   void rearm_escalation();                                                  // [hub strand]
@@ -148,6 +212,11 @@ class Hub {
   void poll_crl();                                                          // [hub strand]
   void apply_crl(std::set<std::string> revoked);                            // [hub strand]
   void restore_open_alerts();  // constructor only
+  void load_devices();         // constructor only: known devices, sequence epoch, gallery
+  // [hub strand] Records (store) that `device` was sent these gallery entries, with an audit
+  // row.
+  void record_gallery_sent(const Identity& device, const std::vector<std::int64_t>& sent,
+                           const std::string& how);
   void run_maintenance();  // [hub strand] notice expiries, review reminders, scheduled purge
   void delete_blob_files(const std::vector<std::string>& sha256s);  // any thread
   void record_event(const std::string& alert_id, const std::string& kind, const Identity& by,
@@ -179,7 +248,12 @@ class Hub {
   boost::asio::steady_timer escalation_timer_;       // [hub strand]
   boost::asio::steady_timer maintenance_timer_;      // [hub strand]
   std::int64_t last_purge_ms_ = 0;                   // [hub strand]
-  std::map<std::uint64_t, SessionRef> sessions_;     // [hub strand]
+  std::map<std::uint64_t, LiveSession> sessions_;    // [hub strand]
+  std::unordered_map<std::string, DeviceState> devices_;  // [hub strand] every device seen
+  std::uint64_t seq_base_ = 0;        // [hub strand] this run's epoch << 32
+  std::uint64_t gallery_known_ = 0;   // [hub strand] newest gallery version seen in the store
+  std::uint64_t gallery_pushed_ = 0;  // [hub strand] pushed to synced sessions up to here
+  bool gallery_pushing_ = false;      // [hub strand]
   std::unordered_multimap<std::string, std::uint64_t> sessions_by_device_;  // [hub strand]
   AlertTracker tracker_;                             // [hub strand]
   std::map<std::string, LiveAlert> live_;            // [hub strand] same keys as tracker_
@@ -194,6 +268,10 @@ class Hub {
   std::atomic<std::uint64_t> sightings_accepted_{0};
   std::atomic<std::uint64_t> queries_{0};
   std::atomic<std::uint64_t> sessions_dropped_{0};
+  std::atomic<std::uint64_t> replayed_{0};
+  std::atomic<std::uint64_t> gallery_entries_sent_{0};
+  std::atomic<std::uint64_t> gallery_removals_sent_{0};
+  std::atomic<std::uint64_t> photo_bytes_sent_{0};
 };
 
 }  // namespace saferlink::server

@@ -208,6 +208,99 @@ CREATE TABLE sightings (
 CREATE INDEX sightings_accepted_at ON sightings (accepted_at_ms);
 CREATE INDEX sightings_profile ON sightings (profile_id);
 )sql",
+    // 5: live distribution (server/outbox, server/gallery_store). Devices the hub has seen, the
+    // store-and-forward log (each relayed message once, and per device the sequence number it
+    // was given), the gallery's change log (one row per notice: its latest change; triggers
+    // keep it, so that every path that changes a notice is covered) and which handsets were
+    // sent which gallery entry and confirmed its deletion.
+    R"sql(
+CREATE TABLE hub_state (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+  device_id     TEXT PRIMARY KEY,
+  role          TEXT NOT NULL,
+  town          TEXT NOT NULL,
+  member        TEXT NOT NULL,
+  serial_hex    TEXT NOT NULL,
+  first_seen_ms INTEGER NOT NULL,
+  last_seen_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE relay_log (
+  relay_id      INTEGER PRIMARY KEY,
+  kind          TEXT NOT NULL CHECK (kind IN ('panic', 'cancel', 'sighting')),
+  ref           TEXT NOT NULL,
+  body          BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX relay_log_expires ON relay_log (expires_at_ms);
+
+CREATE TABLE outbox (
+  device_id TEXT NOT NULL,
+  seq       INTEGER NOT NULL,
+  relay_id  INTEGER NOT NULL REFERENCES relay_log (relay_id) ON DELETE CASCADE,
+  PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX outbox_relay ON outbox (relay_id);
+
+CREATE TABLE gallery_log (
+  version   INTEGER PRIMARY KEY AUTOINCREMENT,
+  notice_id INTEGER NOT NULL,
+  at_ms     INTEGER NOT NULL
+);
+CREATE INDEX gallery_log_notice ON gallery_log (notice_id);
+-- Notices already in the gallery are its first versions.
+INSERT INTO gallery_log (notice_id, at_ms)
+  SELECT notice_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+  FROM notices WHERE state = 'active' ORDER BY notice_id;
+
+CREATE TRIGGER gallery_notice_insert AFTER INSERT ON notices WHEN NEW.state = 'active'
+BEGIN
+  DELETE FROM gallery_log WHERE notice_id = NEW.notice_id;
+  INSERT INTO gallery_log (notice_id, at_ms)
+    VALUES (NEW.notice_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+END;
+
+CREATE TRIGGER gallery_notice_update AFTER UPDATE ON notices
+WHEN (OLD.state = 'active' OR NEW.state = 'active')
+ AND (OLD.state IS NOT NEW.state OR OLD.conditions IS NOT NEW.conditions
+      OR OLD.towns IS NOT NEW.towns OR OLD.photo_sha256 IS NOT NEW.photo_sha256
+      OR OLD.expires_at_ms IS NOT NEW.expires_at_ms OR OLD.profile_id IS NOT NEW.profile_id)
+BEGIN
+  DELETE FROM gallery_log WHERE notice_id = NEW.notice_id;
+  INSERT INTO gallery_log (notice_id, at_ms)
+    VALUES (NEW.notice_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+END;
+
+CREATE TRIGGER gallery_notice_delete AFTER DELETE ON notices WHEN OLD.state = 'active'
+BEGIN
+  DELETE FROM gallery_log WHERE notice_id = OLD.notice_id;
+  INSERT INTO gallery_log (notice_id, at_ms)
+    VALUES (OLD.notice_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+END;
+
+CREATE TRIGGER gallery_profile_name AFTER UPDATE OF name ON profiles
+WHEN OLD.name IS NOT NEW.name
+BEGIN
+  DELETE FROM gallery_log WHERE notice_id IN
+    (SELECT notice_id FROM notices WHERE profile_id = NEW.profile_id AND state = 'active');
+  INSERT INTO gallery_log (notice_id, at_ms)
+    SELECT notice_id, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+    FROM notices WHERE profile_id = NEW.profile_id AND state = 'active';
+END;
+
+CREATE TABLE gallery_holders (
+  notice_id     INTEGER NOT NULL REFERENCES notices (notice_id) ON DELETE CASCADE,
+  device_id     TEXT NOT NULL,
+  sent_at_ms    INTEGER NOT NULL,
+  removed_at_ms INTEGER,
+  PRIMARY KEY (notice_id, device_id)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

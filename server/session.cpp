@@ -113,6 +113,20 @@ class SessionHandler {
       case v1::Envelope::kUploadChunk:
         uploads_->chunk(envelope.upload_chunk());
         return;
+      case v1::Envelope::kGalleryRemoved:
+        if (envelope.gallery_removed().notice_id() <= 0) {
+          refuse(envelope.msg_id(), v1::INVALID, "notice_id: required (a positive notice id)");
+          return;
+        }
+        hub_.on_gallery_removed(ref_, envelope.msg_id(), envelope.gallery_removed().notice_id());
+        return;
+      case v1::Envelope::kPhotoRequest:
+        if (!is_sha256_hex(envelope.photo_request().sha256())) {
+          refuse(envelope.msg_id(), v1::INVALID, "sha256: must be 64 lower-case hex digits");
+          return;
+        }
+        hub_.on_photo_request(ref_, envelope.msg_id(), envelope.photo_request());
+        return;
       case v1::Envelope::kHeartbeat:
         return;
       case v1::Envelope::kError:
@@ -144,7 +158,8 @@ class SessionHandler {
     v1::Envelope reply;
     auto* welcome = reply.mutable_welcome();
     welcome->set_protocol_version(kProtocolVersion);
-    for (const char* capability : {"alerts", "forms", "queries", "uploads", "sightings"}) {
+    for (const char* capability :
+         {"alerts", "forms", "queries", "uploads", "sightings", "resume", "gallery", "photos"}) {
       welcome->add_capabilities(capability);
     }
     welcome->set_device_id(ref_.identity.id);
@@ -156,7 +171,14 @@ class SessionHandler {
     welcome->set_max_frame_bytes(config.max_frame_bytes);
     welcome->set_server_time_ms(now_ms());
     ref_.connection->send(reply);
-    hub_.attach(ref_);
+    Hub::HelloInfo info;
+    for (const auto& capability : hello.capabilities()) {
+      if (capability == "resume") info.resume = true;
+      if (capability == "gallery") info.gallery = true;
+    }
+    info.cursor = hello.resume_cursor();
+    info.gallery_version = hello.gallery_version();
+    hub_.attach(ref_, info);
   }
 
   void refuse(std::uint64_t msg_id, v1::ErrorCode code, const std::string& why) {

@@ -7,6 +7,7 @@
 // The SQL below is frozen: it is what shipped, copied byte for byte from server/migrations.cpp
 // at the time. Never update it when the schema changes; when a migration N+1 is added, add a
 // fixture for version N (the first test case fails until there is one).
+#include "server/gallery_store.hpp"
 #include "server/store.hpp"
 
 #include "server/alert_store.hpp"
@@ -36,6 +37,7 @@ using saferlink::Identity;
 using saferlink::Role;
 using saferlink::server::Store;
 namespace alerts = saferlink::server::alerts;
+namespace gallery = saferlink::server::gallery;
 namespace audit = saferlink::server::audit;
 namespace intel = saferlink::server::intel;
 namespace notice_store = saferlink::server::notice_store;
@@ -210,8 +212,32 @@ constexpr const char* kMigration3 = R"sql(
 CREATE TABLE image_uploads (declared_sha256 TEXT PRIMARY KEY, stored_sha256 TEXT NOT NULL REFERENCES blobs (sha256) ON DELETE CASCADE, first_sender TEXT NOT NULL, at_ms INTEGER NOT NULL)
 )sql";
 
+// Migration 4 exactly as shipped: offender sightings.
+constexpr const char* kMigration4 = R"sql(
+CREATE TABLE sightings (
+  sighting_id     TEXT PRIMARY KEY,
+  device_id       TEXT NOT NULL,
+  device_seq      INTEGER NOT NULL CHECK (device_seq > 0),
+  sender_role     TEXT NOT NULL CHECK (sender_role IN ('shop', 'police', 'cctv')),
+  sender_member   TEXT NOT NULL,
+  sender_town     TEXT NOT NULL,
+  town            TEXT NOT NULL,
+  text            TEXT NOT NULL,
+  location        TEXT NOT NULL DEFAULT '',
+  heading         TEXT NOT NULL DEFAULT '',
+  profile_id      INTEGER REFERENCES profiles (profile_id) ON DELETE SET NULL,
+  photo_sha256    TEXT REFERENCES blobs (sha256) ON DELETE SET NULL,
+  possible_breach INTEGER NOT NULL DEFAULT 0 CHECK (possible_breach IN (0, 1)),
+  notice_id       INTEGER REFERENCES notices (notice_id) ON DELETE SET NULL,
+  seen_at_ms      INTEGER NOT NULL,
+  accepted_at_ms  INTEGER NOT NULL
+);
+CREATE INDEX sightings_accepted_at ON sightings (accepted_at_ms);
+CREATE INDEX sightings_profile ON sightings (profile_id);
+)sql";
+
 // The newest schema version with a fixture here.
-constexpr int kNewestFixture = 3;
+constexpr int kNewestFixture = 4;
 
 // ---- frozen rows ----------------------------------------------------------------------------
 
@@ -311,6 +337,18 @@ VALUES ('9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9',
         1699999990000);
 )sql";
 
+// What a version-4 hub held besides: a sighting of the v2 profile, a possible breach of its
+// active notice, with the still as its photo.
+constexpr const char* kRowsV4 = R"sql(
+INSERT INTO sightings (sighting_id, device_id, device_seq, sender_role, sender_member,
+                       sender_town, town, text, location, heading, profile_id, photo_sha256,
+                       possible_breach, notice_id, seen_at_ms, accepted_at_ms)
+VALUES ('cctv-01:3', 'cctv-01', 3, 'cctv', 'Medway CCTV', 'all', 'chatham',
+        'Razor Ray outside Boots', 'Pentagon Centre', 'towards the bus station', 1,
+        '3f2c6a0e9b1d4c7a8e5f0b2d6c9a1e4f7b0d3c6a9e2f5b8d1c4a7e0f3b6d9c2a', 1, 1,
+        1700000400000, 1700000400050);
+)sql";
+
 constexpr std::int64_t kNow = 1700000600000;  // shortly after the fixtures' last row
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -336,7 +374,7 @@ class TempDir {
   fs::path path_;
 };
 
-// Writes a database as the release at `version` (1, 2 or 3) left it, then closes it.
+// Writes a database as the release at `version` (1 to 4) left it, then closes it.
 void make_fixture(const std::string& path, int version,
                   const std::function<void(SQLite::Database&)>& extra = {}) {
   SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -350,6 +388,10 @@ void make_fixture(const std::string& path, int version,
   if (version >= 3) {
     db.exec(kMigration3);
     db.exec(kRowsV3);
+  }
+  if (version >= 4) {
+    db.exec(kMigration4);
+    db.exec(kRowsV4);
   }
   db.exec("PRAGMA user_version = " + std::to_string(version));
   if (extra) extra(db);
@@ -622,6 +664,12 @@ TEST_CASE("a version-2 database migrates to the current version with its forms, 
     // Tables that migrations after 2 created are there, empty, ready for rows.
     for (const auto& table : tables(db)) {
       if (before.columns.count(table) != 0) continue;
+      // Migration 5 logs the notices already active as the gallery's first versions.
+      if (table == "gallery_log") {
+        CHECK(db.execAndGet("SELECT group_concat(notice_id) FROM gallery_log").getString() ==
+              "1");
+        continue;
+      }
       CAPTURE(table);
       CHECK(rows_of(db, table, columns(db, table)).empty());
     }
@@ -693,6 +741,12 @@ TEST_CASE("a version-3 database migrates to the current version with its uploads
     check_v1_rows_readable(db);
     for (const auto& table : tables(db)) {
       if (before.columns.count(table) != 0) continue;
+      // Migration 5 logs the notices already active as the gallery's first versions.
+      if (table == "gallery_log") {
+        CHECK(db.execAndGet("SELECT group_concat(notice_id) FROM gallery_log").getString() ==
+              "1");
+        continue;
+      }
       CAPTURE(table);
       CHECK(rows_of(db, table, columns(db, table)).empty());
     }
@@ -729,6 +783,47 @@ TEST_CASE("a version-3 database migrates to the current version with its uploads
     CHECK(verified.ok);
     CHECK(verified.rows == 6);
     CHECK(db.execAndGet("SELECT count(*) FROM image_uploads").getInt() == 1);
+  });
+}
+
+TEST_CASE("a version-4 database migrates to the current version with its sighting intact, and "
+          "its active notice is in the gallery once it next changes") {
+  TempDir dir;
+  const std::string path = dir.file("v4.db");
+  make_fixture(path, 4);
+  Snapshot before;
+  {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    REQUIRE(user_version(db) == 4);
+    before = snapshot(db);
+    REQUIRE(before.rows.at("sightings").size() == 1);
+  }
+  Store store({path});
+  store.run_sync([&](SQLite::Database& db) {
+    CHECK(user_version(db) == Store::latest_schema_version());
+    check_rows_intact(db, before);
+    CHECK(schema(db) == fresh_schema());
+    CHECK(foreign_key_violations(db) == 0);
+    // A handset that has never synced gets the old active notice in a full sync.
+    const Identity shop{"shop-chatham-1", Role::shop, "chatham", "Boots Chatham", "01"};
+    auto sync = gallery::sync_for(db, shop, 0);
+    CHECK(sync.reset);
+    REQUIRE(sync.entries.size() == 1);
+    CHECK(sync.entries[0].name == "Razor Ray");
+    CHECK(sync.entries[0].photo_size == 2048);
+    // Revoking it (any path that writes the notice) logs a change; a handset at the version
+    // before is told to remove it.
+    const auto v0 = gallery::current_version(db);
+    CHECK(v0 == 1);  // the migration logged the notice already active
+    db.exec("UPDATE notices SET state = 'revoked', ended_at_ms = 1700000700000 WHERE "
+            "notice_id = 1");
+    CHECK(gallery::current_version(db) == v0 + 1);
+    sync = gallery::sync_for(db, shop, v0);
+    CHECK_FALSE(sync.reset);
+    CHECK(sync.entries.empty());
+    REQUIRE(sync.removals.size() == 1);
+    CHECK(sync.removals[0].notice_id == 1);
+    CHECK(sync.removals[0].reason == "revoked");
   });
 }
 
