@@ -35,16 +35,24 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::uint32_t hub_max_frame_bytes = 0;  // from the welcome
 
   Impl(asio::any_io_executor ex, ClientOptions o)
-      : executor(asio::make_strand(ex)), options(std::move(o)), arrived(executor) {}
+      : executor(asio::make_strand(ex)),
+        options(std::move(o)),
+        arrived(executor),
+        sequence(options.resume_cursor) {}
+
+  SequenceFilter sequence;  // drops replays of what was already received
 
   void deliver(v1::Envelope&& envelope) {
     if (envelope.has_heartbeat()) return;
+    const bool duplicate = !sequence.accept(envelope);
     if (envelope.has_panic() && options.auto_delivered) {
+      // Acknowledged again when it is a duplicate: the first `delivered` may be what was lost.
       v1::Envelope status;
       status.mutable_status()->set_alert_id(envelope.panic().alert_id());
       status.mutable_status()->set_status(v1::DELIVERED);
       connection->send(status);
     }
+    if (duplicate) return;
     inbox.push_back(std::move(envelope));
     arrived.cancel();
   }
@@ -145,6 +153,15 @@ awaitable<v1::Welcome> Client::connect() {
   for (const char* capability : {"alerts", "forms", "queries", "uploads", "sightings"}) {
     h->add_capabilities(capability);
   }
+  if (options.resume) {
+    h->add_capabilities("resume");
+    h->set_resume_cursor(impl->sequence.cursors().alert);
+    h->set_resume_cursor_other(impl->sequence.cursors().other);
+  }
+  if (options.gallery) {
+    h->add_capabilities("gallery");
+    h->set_gallery_version(options.gallery_version);
+  }
   h->set_software("saferlink-cli 0.1.0");
   send(std::move(hello));
 
@@ -192,5 +209,13 @@ std::size_t Client::queued_messages() const {
 }
 
 std::uint32_t Client::hub_max_frame_bytes() const { return impl_->hub_max_frame_bytes; }
+
+Cursors Client::cursor() const { return impl_->sequence.cursors(); }
+
+std::uint64_t Client::duplicates() const { return impl_->sequence.duplicates(); }
+
+void Client::abort() {
+  if (impl_->connection) impl_->connection->abort("link cut");
+}
 
 }  // namespace saferlink::client

@@ -36,12 +36,53 @@ struct ClientSetupError : ClientFinalError {
   using ClientFinalError::ClientFinalError;
 };
 
+// Where a device stands in the hub's store-and-forward stream: the highest sequence number it
+// processed in each lane (alerts overtake sightings, so order holds per lane).
+struct Cursors {
+  std::uint64_t alert = 0;  // PanicAlert, CancelAlert
+  std::uint64_t other = 0;  // Sighting
+  bool operator==(const Cursors&) const = default;
+};
+
+// Duplicate detection by sequence number (Envelope.seq): a sequenced message at or below the
+// highest one accepted so far in its lane is a duplicate (a replay of one already received).
+// Messages without a sequence number (0) are never duplicates.
+class SequenceFilter {
+ public:
+  explicit SequenceFilter(Cursors start = {}) : cursors_(start) {}
+  // True when the message is new (and then its lane's cursor moves to it).
+  bool accept(const v1::Envelope& envelope) {
+    if (envelope.seq() == 0) return true;
+    const bool alert_lane = envelope.has_panic() || envelope.has_cancel();
+    std::uint64_t& cursor = alert_lane ? cursors_.alert : cursors_.other;
+    if (envelope.seq() <= cursor) {
+      ++duplicates_;
+      return false;
+    }
+    cursor = envelope.seq();
+    return true;
+  }
+  const Cursors& cursors() const { return cursors_; }
+  std::uint64_t duplicates() const { return duplicates_; }
+
+ private:
+  Cursors cursors_;
+  std::uint64_t duplicates_ = 0;
+};
+
 struct ClientOptions {
   std::string hub = "127.0.0.1:7443";  // HOST:PORT
   std::filesystem::path certs;         // DIR with ca.crt and issued/ID.{crt,key}
   std::string id;                      // whose certificate to use
   std::chrono::milliseconds connect_timeout{10'000};
   bool auto_delivered = true;          // answer relayed panics with `delivered`
+  // Store-and-forward: ask the hub to replay what this device missed since `resume_cursor`
+  // (the highest Envelope.seq it processed in each lane), as a handset does.
+  bool resume = false;
+  Cursors resume_cursor;
+  // Gallery sync: ask for the gallery's changes since `gallery_version` (client/gallery.hpp).
+  bool gallery = false;
+  std::uint64_t gallery_version = 0;
 };
 
 class Client {
@@ -63,6 +104,8 @@ class Client {
 
   // Closes the connection (what is queued is sent first).
   void close();
+  // Cuts the connection now, as a lost link would (nothing more is sent).
+  void abort();
 
   // Frames queued to the hub and not yet written (0 before connect). A sender of bulk data
   // (client/upload.hpp) keeps this small instead of queueing a whole file.
@@ -70,6 +113,12 @@ class Client {
 
   // The largest frame the hub accepts, as its welcome said (0 before connect).
   std::uint32_t hub_max_frame_bytes() const;
+
+  // The highest Envelope.seq received so far per lane (starts at options.resume_cursor). A
+  // sequenced message at or below it is a duplicate (a replay of one already received): it is
+  // dropped before next() sees it, and a duplicate panic is answered `delivered` again.
+  Cursors cursor() const;
+  std::uint64_t duplicates() const;
 
  private:
   struct Impl;

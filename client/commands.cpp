@@ -226,29 +226,73 @@ int run_ack(const ClientOptions& options, const std::string& alert_id, const std
 
 int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostream& out,
                std::ostream& err) {
-  return run_command(err, [&]() -> awaitable<int> {
-    Client client(co_await asio::this_coro::executor, options);
-    const v1::Welcome welcome = co_await client.connect();
-    if (!args.json) {
-      out << "listening as " << welcome.device_id() << " (" << welcome.role() << ", "
-          << welcome.town() << ")" << std::endl;
+  // With a state file the listener is a handset: it resumes from the last message it
+  // processed, and reconnects after a lost connection instead of exiting.
+  Cursors cursor;
+  const bool stateful = !args.state.empty();
+  if (stateful && std::filesystem::exists(args.state)) {
+    std::ifstream in(args.state);
+    std::string extra;
+    if (!(in >> cursor.alert >> cursor.other) || (in >> extra)) {
+      err << "saferlink: --state " << args.state.string()
+          << " does not hold two sequence numbers; delete it to start afresh" << std::endl;
+      return 1;
     }
+  }
+  auto save_cursor = [&](const Cursors& value) {
+    const auto tmp = args.state.string() + ".tmp";
+    {
+      std::ofstream state(tmp, std::ios::trunc);
+      state << value.alert << " " << value.other << "\n";
+      if (!state) throw ClientSetupError("cannot write " + tmp);
+    }
+    std::filesystem::rename(tmp, args.state);
+  };
+  return run_command(err, [&]() -> awaitable<int> {
     const auto until = args.seconds ? std::chrono::steady_clock::now() +
                                           milliseconds(static_cast<std::int64_t>(*args.seconds * 1000))
                                     : std::chrono::steady_clock::time_point::max();
     std::size_t seen = 0;
-    for (;;) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= until) co_return 0;
-      const auto wait = args.seconds ? std::chrono::duration_cast<milliseconds>(until - now)
-                                     : milliseconds(60'000);
-      auto e = co_await client.next(wait);
-      if (!e || e->has_receipt()) continue;  // receipts answer our own automatic `delivered`
-      print_event(out, *e, args.json);
-      if (args.count && ++seen >= *args.count) {
-        client.close();
-        co_return 0;
+    bool greeted = false;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        ClientOptions connect_options = options;
+        connect_options.resume = stateful;
+        connect_options.resume_cursor = cursor;
+        Client client(co_await asio::this_coro::executor, connect_options);
+        const v1::Welcome welcome = co_await client.connect();
+        attempt = 0;
+        if (!args.json && !greeted) {
+          out << "listening as " << welcome.device_id() << " (" << welcome.role() << ", "
+              << welcome.town() << ")" << std::endl;
+        }
+        greeted = true;
+        for (;;) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now >= until) co_return 0;
+          const auto wait = args.seconds ? std::chrono::duration_cast<milliseconds>(until - now)
+                                         : milliseconds(60'000);
+          auto e = co_await client.next(wait);
+          if (!e || e->has_receipt()) continue;  // receipts answer our own `delivered`
+          print_event(out, *e, args.json);
+          if (stateful && client.cursor() != cursor) {
+            cursor = client.cursor();
+            save_cursor(cursor);
+          }
+          if (args.count && ++seen >= *args.count) {
+            client.close();
+            co_return 0;
+          }
+        }
+      } catch (const ClientFinalError&) {
+        throw;
+      } catch (const ClientError& e) {
+        if (!stateful || std::chrono::steady_clock::now() >= until) throw;
+        err << "saferlink: " << e.what() << "; reconnecting" << std::endl;
       }
+      asio::steady_timer pause(co_await asio::this_coro::executor,
+                               milliseconds(std::min(500 * std::max(attempt, 1), 30'000)));
+      co_await pause.async_wait(asio::use_awaitable);
     }
   });
 }

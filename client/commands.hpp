@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct ListenArgs {
   bool json = false;
   std::optional<std::size_t> count;  // exit 0 after this many events
   std::optional<double> seconds;     // exit 0 after this long
+  // A file holding the last sequence number processed: the hub replays what came after it
+  // (store-and-forward), and a lost connection is reconnected instead of ending the command.
+  std::filesystem::path state;
 };
 int run_listen(const ClientOptions& options, const ListenArgs& args, std::ostream& out,
                std::ostream& err);

@@ -1,5 +1,6 @@
 // saferlink: the scriptable handheld. Parses options and calls client/commands.
 #include "client/commands.hpp"
+#include "client/gallery.hpp"
 #include "client/coord_cli.hpp"
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,9 @@ int main(int argc, char** argv) {
   listen_cmd->add_flag("--json", listen.json, "one JSON object per line");
   listen_cmd->add_option("--count", listen.count, "exit after this many events");
   listen_cmd->add_option("--seconds", listen.seconds, "exit after this many seconds");
+  listen_cmd->add_option("--state", listen.state,
+                         "keep the last message processed in this file: replay what was missed "
+                         "on start, reconnect when the link drops");
 
   std::string form_file;
   bool report_json = false;
@@ -69,9 +73,16 @@ int main(int argc, char** argv) {
 
   SightingArgs sighting;
   bool gallery_json = false;
+  GalleryArgs gallery_args;
   auto* gallery_cmd = app.add_subcommand(
       "gallery", "the exclusion gallery for your town: who is banned, conditions, expiry");
   gallery_cmd->add_flag("--json", gallery_json, "one JSON object per entry");
+  gallery_cmd->add_option("--dir", gallery_args.dir,
+                          "keep this folder in sync (entries, photos, deletions) and list it");
+  gallery_cmd->add_flag("--watch", gallery_args.watch,
+                        "with --dir: stay connected and apply live changes");
+  gallery_cmd->add_option("--seconds", gallery_args.seconds, "with --watch: stop after this long")
+      ->check(CLI::PositiveNumber);
 
   auto* sighting_cmd = app.add_subcommand(
       "sighting", "post an offender sighting to your town, CCTV and police");
@@ -117,6 +128,14 @@ int main(int argc, char** argv) {
   }
   if (sighting_cmd->parsed()) return run_sighting(options, sighting, std::cout, std::cerr);
   if (gallery_cmd->parsed()) {
+    if (!gallery_args.dir.empty()) {
+      gallery_args.json = gallery_json;
+      return run_gallery_sync(options, gallery_args, std::cout, std::cerr);
+    }
+    if (gallery_args.watch) {
+      std::cerr << "saferlink: --watch needs --dir" << std::endl;
+      return 2;
+    }
     return run_query(options, "gallery", "{}", gallery_json, std::cout, std::cerr);
   }
   if (coord_command) return coord_command();

@@ -192,7 +192,7 @@ void Hub::restore_open_alerts() {
       Identity by{event.by_id, *role, event.by_town, "", ""};
       tracker_.on_status(record.alert_id, by, *status, steady_from_wall(event.at_ms));
     }
-    live_[record.alert_id] = LiveAlert{relay_of(record)};
+    live_[record.alert_id] = LiveAlert{relay_of(record), {}};
   }
   if (!open.empty()) spdlog::info("restored {} open alert(s) from the database", open.size());
 }
@@ -347,7 +347,8 @@ void Hub::attach(SessionRef session, HelloInfo hello) {
     device.identity = session.identity;
     // A device that processed numbers this hub does not know of (its database was replaced)
     // must still see every new message as new.
-    device.last_seq = std::max({device.last_seq, seq_base_, hello.cursor});
+    device.last_seq =
+        std::max({device.last_seq, seq_base_, hello.cursor.alert, hello.cursor.other});
     const std::uint64_t id = session.id;
     LiveSession live;
     static_cast<SessionRef&>(live) = session;
@@ -390,7 +391,6 @@ void Hub::finish_attach(std::uint64_t session_id, const AttachResult& result) {
   auto it = sessions_.find(session_id);
   if (it == sessions_.end()) return;  // gone already; what it missed stays queued
   LiveSession& session = it->second;
-  std::uint64_t last = session.hello.cursor;
   for (const auto& p : result.pending) {
     const Priority priority =
         p.kind == outbox::Kind::sighting ? Priority::normal : Priority::alert;
@@ -400,16 +400,13 @@ void Hub::finish_attach(std::uint64_t session_id, const AttachResult& result) {
       auto live = live_.find(p.ref);
       if (live != live_.end()) live->second.queued.erase(session.identity.id);
     }
-    last = std::max(last, p.seq);
   }
   replayed_ += result.pending.size();
   if (!result.pending.empty()) {
     spdlog::info("session {}: replayed {} message(s) {} missed", session_id,
                  result.pending.size(), session.identity.id);
   }
-  for (auto& [seq, frame] : session.held) {
-    if (seq > last) session.connection->send(frame.first, frame.second);
-  }
+  for (auto& [seq, frame] : session.held) session.connection->send(frame.first, frame.second);
   session.held.clear();
   session.held.shrink_to_fit();
   session.ready = true;
@@ -539,7 +536,7 @@ void Hub::on_panic(const SessionRef& from, std::uint64_t msg_id, const v1::Panic
           ++alerts_accepted_;
           tracker_.add(stored.alert_id, from.identity,
                        steady_from_wall(stored.accepted_at_ms));
-          live_[stored.alert_id] = LiveAlert{relay_of(stored)};
+          live_[stored.alert_id] = LiveAlert{relay_of(stored), {}};
           // Recipients are counted before the accepted reply so it can say how many.
           fan_out(stored.alert_id, false, 0);
           const auto* tracked = tracker_.find(stored.alert_id);

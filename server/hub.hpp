@@ -118,7 +118,7 @@ class Hub {
   // What a device's hello asked for, beyond being connected.
   struct HelloInfo {
     bool resume = false;            // capability "resume": replay what it missed
-    std::uint64_t cursor = 0;       // the last sequence number it processed
+    outbox::Cursor cursor;          // the last sequence numbers it processed, per lane
     bool gallery = false;           // capability "gallery": keep its gallery in sync
     std::uint64_t gallery_version = 0;
   };
@@ -170,7 +170,8 @@ class Hub {
   struct LiveSession : SessionRef {
     HelloInfo hello;
     // Until the replay of what it missed has been sent, sequenced messages for it are held
-    // here (in order) and sent after the replay, so that sequence order is kept.
+    // here (in order) and sent after the replay, so that sequence order is kept (they were
+    // numbered after the replay was read, so none of them is in it).
     bool ready = false;
     std::vector<std::pair<std::uint64_t, std::pair<Frame, Priority>>> held;
     bool gallery_synced = false;

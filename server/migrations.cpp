@@ -242,6 +242,7 @@ CREATE INDEX relay_log_expires ON relay_log (expires_at_ms);
 CREATE TABLE outbox (
   device_id TEXT NOT NULL,
   seq       INTEGER NOT NULL,
+  lane      TEXT NOT NULL CHECK (lane IN ('alert', 'other')),
   relay_id  INTEGER NOT NULL REFERENCES relay_log (relay_id) ON DELETE CASCADE,
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;

@@ -27,6 +27,8 @@ const char* to_string(Kind kind) {
   return "?";
 }
 
+Lane lane_of(Kind kind) { return kind == Kind::sighting ? Lane::other : Lane::alert; }
+
 std::vector<KnownDevice> load_devices(SQLite::Database& db) {
   SQLite::Statement select(
       db, "SELECT device_id, role, town, member, serial_hex, last_seen_ms FROM devices");
@@ -84,30 +86,34 @@ void record(SQLite::Database& db, const Relay& relay,
   insert.bind(5, relay.expires_at_ms);
   insert.exec();
   const std::int64_t relay_id = db.getLastInsertRowid();
-  SQLite::Statement row(db, "INSERT OR REPLACE INTO outbox (device_id, seq, relay_id) "
-                            "VALUES (?, ?, ?)");
+  SQLite::Statement row(db, "INSERT OR REPLACE INTO outbox (device_id, seq, lane, relay_id) "
+                            "VALUES (?, ?, ?, ?)");
+  const char* lane = lane_of(relay.kind) == Lane::alert ? "alert" : "other";
   for (const auto& [device, seq] : targets) {
     row.bind(1, device);
     row.bind(2, static_cast<std::int64_t>(seq));
-    row.bind(3, relay_id);
+    row.bind(3, lane);
+    row.bind(4, relay_id);
     row.exec();
     row.reset();
   }
 }
 
 std::vector<Pending> pending(SQLite::Database& db, const std::string& device_id,
-                             std::uint64_t after_seq, std::int64_t now_ms) {
-  SQLite::Statement processed(db, "DELETE FROM outbox WHERE device_id = ? AND seq <= ?");
-  processed.bind(1, device_id);
-  processed.bind(2, static_cast<std::int64_t>(after_seq));
-  processed.exec();
+                             const Cursor& processed, std::int64_t now_ms) {
+  SQLite::Statement done(db,
+                         "DELETE FROM outbox WHERE device_id = ?1 AND ((lane = 'alert' AND seq "
+                         "<= ?2) OR (lane = 'other' AND seq <= ?3))");
+  done.bind(1, device_id);
+  done.bind(2, static_cast<std::int64_t>(processed.alert));
+  done.bind(3, static_cast<std::int64_t>(processed.other));
+  done.exec();
   SQLite::Statement select(
       db,
       "SELECT o.seq, r.kind, r.ref, r.body FROM outbox o JOIN relay_log r USING (relay_id) "
-      "WHERE o.device_id = ? AND o.seq > ? AND r.expires_at_ms > ? ORDER BY o.seq");
+      "WHERE o.device_id = ? AND r.expires_at_ms > ? ORDER BY o.seq");
   select.bind(1, device_id);
-  select.bind(2, static_cast<std::int64_t>(after_seq));
-  select.bind(3, now_ms);
+  select.bind(2, now_ms);
   std::vector<Pending> out;
   while (select.executeStep()) {
     Pending p;

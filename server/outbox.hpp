@@ -37,6 +37,16 @@ std::uint64_t next_epoch(SQLite::Database& db);
 enum class Kind { panic, cancel, sighting };
 const char* to_string(Kind kind);
 
+// Alerts overtake sightings on the way to a device, so sequence order holds per lane, and a
+// device's cursor is per lane: alert (panics and cancels) and other (sightings).
+enum class Lane { alert, other };
+Lane lane_of(Kind kind);
+
+struct Cursor {
+  std::uint64_t alert = 0;  // highest seq of the alert lane processed
+  std::uint64_t other = 0;  // highest seq of the other lane processed
+};
+
 struct Relay {
   Kind kind = Kind::panic;
   std::string ref;    // alert id or sighting id
@@ -56,10 +66,11 @@ struct Pending {
   std::string body;
 };
 
-// What `device_id` has not processed: sequence above `after_seq`, not expired at `now_ms`, in
-// sequence order. Rows at or below `after_seq` (processed) are deleted on the way.
+// What `device_id` has not processed: in each lane, sequence above that lane's cursor, not
+// expired at `now_ms`; in sequence order. Rows at or below the cursors (processed) are deleted
+// on the way.
 std::vector<Pending> pending(SQLite::Database& db, const std::string& device_id,
-                             std::uint64_t after_seq, std::int64_t now_ms);
+                             const Cursor& processed, std::int64_t now_ms);
 
 // The highest sequence recorded for each device (for Welcome.resume_cursor after a restart).
 std::vector<std::pair<std::string, std::uint64_t>> last_seqs(SQLite::Database& db);

@@ -1,6 +1,7 @@
 #include "server/queries.hpp"
 
 #include "server/audit.hpp"
+#include "server/gallery_store.hpp"
 #include "server/notice_store.hpp"
 
 #include <SQLiteCpp/Database.h>
@@ -247,6 +248,24 @@ json notice_json(SQLite::Database& db, std::int64_t id) {
   if (!notice) invalid("notice " + std::to_string(id) + " does not exist");
   json j = to_json(*notice);
   j["events"] = array_of(notice_store::events(db, id));
+  // Which handsets were sent the entry and, once it has left the gallery, which of them have
+  // confirmed deleting it (entry and photo) and which have not yet.
+  const bool in_gallery = notices::in_gallery(notice->state);
+  json holding = json::array();
+  json pending = json::array();
+  json confirmed = json::array();
+  for (const auto& h : gallery::holders(db, id)) {
+    if (h.removed_at_ms) {
+      confirmed.push_back(json{{"device_id", h.device_id}, {"at_ms", *h.removed_at_ms}});
+    } else if (in_gallery) {
+      holding.push_back(h.device_id);
+    } else {
+      pending.push_back(h.device_id);
+    }
+  }
+  j["gallery_handsets"] = {{"holding", holding},
+                           {"deletion_not_confirmed", pending},
+                           {"deletion_confirmed", confirmed}};
   return j;
 }
 

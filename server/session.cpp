@@ -176,7 +176,7 @@ class SessionHandler {
       if (capability == "resume") info.resume = true;
       if (capability == "gallery") info.gallery = true;
     }
-    info.cursor = hello.resume_cursor();
+    info.cursor = {hello.resume_cursor(), hello.resume_cursor_other()};
     info.gallery_version = hello.gallery_version();
     hub_.attach(ref_, info);
   }

@@ -22,10 +22,59 @@ TestDevice::TestDevice(const std::filesystem::path& certs, const std::string& id
   options.id = id;
   options.auto_delivered = auto_delivered;
   options.connect_timeout = 5s;
-  client_ = std::make_unique<client::Client>(io_.get_executor(), options);
+  start(std::move(options));
+}
+
+TestDevice::TestDevice(const std::filesystem::path& certs, const std::string& id,
+                       const std::string& hub,
+                       const std::function<void(client::ClientOptions&)>& tweak)
+    : id_(id) {
+  client::ClientOptions options;
+  options.hub = hub;
+  options.certs = certs;
+  options.id = id;
+  options.connect_timeout = 5s;
+  if (tweak) tweak(options);
+  start(std::move(options));
+}
+
+void TestDevice::start(client::ClientOptions options) {
+  client_ = std::make_unique<client::Client>(io_.get_executor(), std::move(options));
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
   thread_ = std::thread([this] { io_.run(); });
+}
+
+client::Cursors TestDevice::cursor() {
+  return run<client::Cursors>([this]() -> asio::awaitable<client::Cursors> {
+    co_return client_->cursor();
+  });
+}
+
+std::uint64_t TestDevice::duplicates() {
+  return run<std::uint64_t>([this]() -> asio::awaitable<std::uint64_t> {
+    co_return client_->duplicates();
+  });
+}
+
+void TestDevice::abort() {
+  run<int>([this]() -> asio::awaitable<int> {
+    client_->abort();
+    co_return 0;
+  });
+}
+
+client::PhotoFetch TestDevice::fetch_photo(client::GalleryFolder& folder,
+                                           const std::string& sha256, std::uint64_t size,
+                                           std::function<void(std::uint64_t)> progress) {
+  return run<client::PhotoFetch>([&]() -> asio::awaitable<client::PhotoFetch> {
+    std::deque<v1::Envelope> other;
+    std::function<void(std::uint64_t)> on_progress = progress;
+    auto result = co_await client::fetch_photo(*client_, folder, sha256, size, other, 10s,
+                                               std::move(on_progress));
+    for (auto& e : other) seen.push_back(std::move(e));
+    co_return result;
+  });
 }
 
 TestDevice::~TestDevice() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "client/client.hpp"
+#include "client/gallery.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -23,6 +24,9 @@ class TestDevice {
  public:
   TestDevice(const std::filesystem::path& certs, const std::string& id, const std::string& hub,
              bool auto_delivered = true);
+  // With options changed by `tweak` before the client is made (resume, gallery, ...).
+  TestDevice(const std::filesystem::path& certs, const std::string& id, const std::string& hub,
+             const std::function<void(client::ClientOptions&)>& tweak);
   ~TestDevice();
 
   // Connects and waits for the welcome; throws client::ClientError on refusal.
@@ -52,12 +56,25 @@ class TestDevice {
   std::optional<v1::UploadStatus> upload_status(const std::string& sha256,
                                                 std::chrono::milliseconds timeout = 5s);
 
+  // Store-and-forward: the highest sequence number received, and duplicates dropped.
+  client::Cursors cursor();
+  std::uint64_t duplicates();
+  // Cuts the link now, as a radio drop-out would.
+  void abort();
+  // client::fetch_photo on this device's connection; envelopes that arrive meanwhile go to
+  // `seen`.
+  client::PhotoFetch fetch_photo(client::GalleryFolder& folder, const std::string& sha256,
+                                 std::uint64_t size,
+                                 std::function<void(std::uint64_t)> progress = {});
+
   const std::string& id() const { return id_; }
   std::vector<v1::Envelope> seen;
 
  private:
   template <class T>
   T run(std::function<boost::asio::awaitable<T>()> body);
+
+  void start(client::ClientOptions options);
 
   std::string id_;
   boost::asio::io_context io_;
