@@ -10,7 +10,9 @@
 #include "core/metrics.hpp"
 #include "core/tls.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/socket_base.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -140,6 +142,16 @@ TEST_CASE("a device that stops reading while a shop sends 300 panics delays nobo
   StalledPeer stalled(pki, "cctv-stalled", hub.hub->port());
   REQUIRE(wait_sessions(4) == 4);
 
+  // The hub's memory for the stalled device stays bounded: its queue never holds more than the
+  // configured bounds (alerts may reach twice them before the peer is cut off).
+  std::uint64_t deepest = 0;
+  auto sample_queues = [&] {
+    asio::io_context local;
+    auto depths = asio::co_spawn(local, hub.hub->queue_depths(), asio::use_future);
+    local.run();
+    deepest = std::max(deepest, depths.get().max_messages);
+  };
+
   // Every panic is accepted, window by window: the hub never waits on the stalled device.
   std::map<std::string, int> accepted;
   for (std::uint64_t first = 1; first <= kPanics; first += kWindow) {
@@ -156,7 +168,10 @@ TEST_CASE("a device that stops reading while a shop sends 300 panics delays nobo
       CHECK_FALSE(e->accepted().duplicate());
       ++accepted[e->accepted().alert_id()];
     }
+    sample_queues();
   }
+  MESSAGE("deepest queue seen: " << deepest << " messages");
+  CHECK(deepest <= 2 * 128);
   CHECK(accepted.size() == kPanics);
   CHECK(hub.hub->stats().alerts_accepted == kPanics);
 

@@ -66,10 +66,13 @@ void TestDevice::abort() {
 
 client::PhotoFetch TestDevice::fetch_photo(client::GalleryFolder& folder,
                                            const std::string& sha256, std::uint64_t size,
-                                           std::function<void(std::uint64_t)> progress) {
+                                           std::uint64_t cut_link_after) {
   return run<client::PhotoFetch>([&]() -> asio::awaitable<client::PhotoFetch> {
     std::deque<v1::Envelope> other;
-    std::function<void(std::uint64_t)> on_progress = progress;
+    // Runs on this device's thread, inside the download.
+    std::function<void(std::uint64_t)> on_progress = [this, cut_link_after](std::uint64_t have) {
+      if (cut_link_after != 0 && have >= cut_link_after) client_->abort();
+    };
     auto result = co_await client::fetch_photo(*client_, folder, sha256, size, other, 10s,
                                                std::move(on_progress));
     for (auto& e : other) seen.push_back(std::move(e));

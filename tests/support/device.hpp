@@ -62,10 +62,9 @@ class TestDevice {
   // Cuts the link now, as a radio drop-out would.
   void abort();
   // client::fetch_photo on this device's connection; envelopes that arrive meanwhile go to
-  // `seen`.
+  // `seen`. With `cut_link_after`, the link is cut (abort) once that many bytes are held.
   client::PhotoFetch fetch_photo(client::GalleryFolder& folder, const std::string& sha256,
-                                 std::uint64_t size,
-                                 std::function<void(std::uint64_t)> progress = {});
+                                 std::uint64_t size, std::uint64_t cut_link_after = 0);
 
   const std::string& id() const { return id_; }
   std::vector<v1::Envelope> seen;
