@@ -159,6 +159,14 @@ std::string render_metrics(const MetricsSample& s) {
       "Escalation rounds of unacknowledged alerts.", h.escalations);
   add(out, "saferlink_sightings_accepted_total", Kind::counter,
       "Sightings stored and relayed (repeats not counted).", h.sightings_accepted);
+  add(out, "saferlink_replayed_total", Kind::counter,
+      "Store-and-forward messages replayed to devices that reconnected.", h.replayed);
+  add(out, "saferlink_gallery_entries_sent_total", Kind::counter,
+      "Gallery entries sent to handsets (syncs and live changes).", h.gallery_entries_sent);
+  add(out, "saferlink_gallery_removals_sent_total", Kind::counter,
+      "Gallery removals sent to handsets.", h.gallery_removals_sent);
+  add(out, "saferlink_photo_bytes_sent_total", Kind::counter,
+      "Image bytes sent to devices in photo chunks (bulk priority).", h.photo_bytes_sent);
   add(out, "saferlink_forms_stored_total", Kind::counter,
       "Incident forms stored (repeats not counted).", h.forms_stored);
   add(out, "saferlink_queries_total", Kind::counter,

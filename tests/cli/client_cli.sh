@@ -142,6 +142,21 @@ ok
 [ ! -s "$dir/out" ] || fail "gallery should be empty: $(cat "$dir/out")"
 ok
 
+# gallery --dir: a folder kept in sync (empty gallery: version 0, no entries), a folder whose
+# gallery.json is not ours refused, --watch without --dir refused.
+"$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 gallery --dir "$dir/g" >"$dir/out" 2>"$dir/err" \
+  || fail "gallery --dir: $(cat "$dir/err")"
+grep -q "^gallery version 0, 0 entries in $dir/g" "$dir/out" || fail "gallery --dir: $(cat "$dir/out")"
+[ -f "$dir/g/gallery.json" ] || fail "gallery --dir wrote no gallery.json"
+ok
+mkdir -p "$dir/bad-g" && echo '{"version": "x"}' >"$dir/bad-g/gallery.json"
+expect_error "gallery --dir with a foreign gallery.json" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 gallery --dir "$dir/bad-g"
+expect_error "gallery --watch without --dir" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 gallery --watch
+
+# listen --state: a state file that does not hold two sequence numbers is refused.
+echo "garbage" >"$dir/state"
+expect_error "listen with a bad state file" "$CLI" --hub "$addr" --certs "$dir/ca" --id shop-1 listen --state "$dir/state" --seconds 1
+
 kill -0 "$hubpid" || fail "hub died"
 ok
 echo "$passed passed, 0 failed"
