@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The SaferLink demo: a local CA, a hub on 127.0.0.1, and a town of listening handsets.
+# The SaferLink demo: a local CA, a hub on 127.0.0.1, and a simulated town of handsets
+# (saferlink-sim swarm with firmware-sim/scenarios/demo-town.toml).
 #   scripts/demo.sh BUILD_DIR            interactive: runs until Ctrl-C (what ./run demo does)
 #   scripts/demo.sh BUILD_DIR --smoke    presses panic, acknowledges it, checks, and exits
 # Environment: DEMO_DIR (default .demo), DEMO_PORT (default 7443; the smoke run uses a free one).
@@ -11,6 +12,8 @@ DEMO=${DEMO_DIR:-$ROOT/.demo}
 CA="$BUILD/certs/saferlink-ca"
 HUB="$BUILD/server/saferlink-hub"
 CLI="$BUILD/client/saferlink"
+SIM="$BUILD/firmware-sim/saferlink-sim"
+TOWN="$ROOT/firmware-sim/scenarios/demo-town.toml"
 PORT=${DEMO_PORT:-7443}
 [ "$MODE" = "--smoke" ] && PORT=0
 
@@ -52,14 +55,27 @@ PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$DEMO/logs/hub.log" | head -1)
 [ -n "$PORT" ] || { echo "the hub did not start:" >&2; cat "$DEMO/logs/hub.log" >&2; exit 1; }
 ADDR="127.0.0.1:$PORT"
 
-# The town on air: CCTV, police and shops, each a handset printing what it receives.
-for id in cctv-01 police-chatham-01 police-strood-01 shop-chatham-02 shop-chatham-03 shop-strood-01; do
-  "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id "$id" listen >"$DEMO/logs/$id.log" 2>&1 &
-  pids+=($!)
+# The town on air: one saferlink-sim swarm process holding the named handsets (CCTV, police,
+# shops) and simulated shops in every town; each handset logs what it receives to logs/ID.log.
+NAMED="cctv-01 police-chatham-01 police-strood-01 shop-chatham-02 shop-chatham-03 shop-strood-01"
+rm -f "$DEMO"/logs/sim-*.log
+for id in $NAMED; do : >"$DEMO/logs/$id.log"; done
+"$SIM" swarm --hub "$ADDR" --certs "$DEMO/ca" --scenario "$TOWN" --log-dir "$DEMO/logs" \
+  >"$DEMO/logs/swarm.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  on_air=0
+  for id in $NAMED sim-chatham-shop-0001; do
+    grep -qs "^on air" "$DEMO/logs/$id.log" && on_air=$((on_air + 1))
+  done
+  [ "$on_air" -eq 7 ] && break
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then
+    echo "the simulated town did not start:" >&2; cat "$DEMO/logs/swarm.log" >&2; exit 1
+  fi
+  sleep 0.1
 done
 
 if [ "$MODE" = "--smoke" ]; then
-  sleep 1
   "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id shop-chatham-01 panic --note "smoke test" \
     --status test --wait 20 >"$DEMO/logs/panic.out" 2>&1 &
   panic=$!
@@ -71,6 +87,7 @@ if [ "$MODE" = "--smoke" ]; then
   cat "$DEMO/logs/panic.out"
   grep -q "CCTV: acknowledged by cctv-01" "$DEMO/logs/panic.out"
   grep -q "$ALERT" "$DEMO/logs/shop-chatham-02.log"
+  grep -q "$ALERT" "$DEMO/logs/sim-chatham-shop-0001.log"  # a simulated Chatham shop heard it
   if grep -q "$ALERT" "$DEMO/logs/shop-strood-01.log"; then
     echo "a Strood shop heard a Chatham alert" >&2; exit 1
   fi
@@ -87,8 +104,10 @@ cli="./build/client/saferlink --hub $ADDR --certs ${DEMO#$ROOT/}/ca"
 cat <<MSG
 
 SaferLink demo is running: hub on $ADDR, database ${DEMO#$ROOT/}/saferlink.db
-On air: cctv-01, police-chatham-01, police-strood-01, shop-chatham-02, shop-chatham-03,
-shop-strood-01 (each logs what it receives to ${DEMO#$ROOT/}/logs/ID.log).
+On air (one saferlink-sim swarm, firmware-sim/scenarios/demo-town.toml): cctv-01,
+police-chatham-01, police-strood-01, shop-chatham-02, shop-chatham-03, shop-strood-01 and four
+simulated shops per town (sim-TOWN-shop-000N); each logs what it receives to
+${DEMO#$ROOT/}/logs/ID.log.
 
 In another terminal, press panic in a Chatham shop (it prints the alert id first):
   $cli --id shop-chatham-01 panic --note "man with a knife by the tills"
@@ -99,6 +118,10 @@ Watch it arrive (CCTV sees every town; Strood hears nothing unless it escalates)
 Answer it as the CCTV operator, then as police (the panic terminal shows each):
   $cli --id cctv-01 ack ALERT_ID
   $cli --id police-chatham-01 ack ALERT_ID --status en_route
+
+Or be the Chatham shop's handset yourself (p: panic, a long press; s: sighting; l: link down;
+o: power cycle; q: quit):
+  ./build/firmware-sim/saferlink-sim handset --hub $ADDR --certs ${DEMO#$ROOT/}/ca --id shop-chatham-01 --flash ${DEMO#$ROOT/}/shop-chatham-01.flash
 
 Leave one unanswered for 15 s to see it escalate to every town and the coordinator.
 Or listen yourself: $cli --id coord-01 listen --json

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo's smoke mode: CA, hub, town of listeners, a panic acknowledged by CCTV.
+# The demo's smoke mode: CA, hub, the simulated town (saferlink-sim swarm), a panic
+# acknowledged by CCTV and heard by a named and a simulated Chatham shop.
 set -euo pipefail
 build=$(dirname "$(dirname "$1")")
 dir=$(mktemp -d /tmp/saferlink-demo-smoke.XXXXXX)
