@@ -1175,6 +1175,8 @@ void Hub::push_gallery() {
 }
 
 void Hub::apply_gallery_push(const GalleryPush& push) {
+  // Which handsets were sent which entries: one store job for the whole push.
+  std::map<std::string, std::pair<Identity, std::vector<std::int64_t>>> sent;
   for (const auto& change : push.changes) {
     std::optional<Frame> entry_frame;
     std::optional<Frame> remove_frame;
@@ -1189,7 +1191,9 @@ void Hub::apply_gallery_push(const GalleryPush& push) {
         session.connection->send(*entry_frame, Priority::normal);
         session.gallery_held.insert(change.notice_id);
         ++gallery_entries_sent_;
-        record_gallery_sent(session.identity, {change.notice_id}, "live change");
+        auto& record = sent[session.identity.id];
+        record.first = session.identity;
+        record.second.push_back(change.notice_id);
       } else if (session.gallery_held.erase(change.notice_id) > 0) {
         if (!remove_frame) {
           v1::Envelope e;
@@ -1210,6 +1214,21 @@ void Hub::apply_gallery_push(const GalleryPush& push) {
                    change.reason);
     }
   }
+  if (sent.empty()) return;
+  const std::int64_t now = now_ms();
+  store_->submit(
+      [sent = std::move(sent), now](SQLite::Database& db) {
+        for (const auto& [id, record] : sent) {
+          const auto& [device, notices] = record;
+          gallery::record_sent(db, device.id, notices, now);
+          audit::append(db, {now, device.id, std::string(to_string(device.role)), "read",
+                             "gallery", device.town,
+                             "live change: " + std::to_string(notices.size()) + " entries sent"});
+        }
+      },
+      [](std::exception_ptr error) {
+        if (error) spdlog::error("could not record the gallery entries sent: {}", reason_of(error));
+      });
 }
 
 void Hub::on_gallery_removed(const SessionRef& from, std::uint64_t msg_id,
