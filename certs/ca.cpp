@@ -13,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <nlohmann/json.hpp>
@@ -787,6 +788,52 @@ void revoke(const fs::path& dir, const std::string& id) {
   StagedFile index_file(paths.index, dump_index(records), 0644);
   crl_file.commit();
   index_file.commit();
+}
+
+void export_p12(const fs::path& dir, const std::string& id, const fs::path& out,
+                const std::string& password) {
+  Paths paths(dir);
+  Authority ca = load_ca(paths);
+  if (!valid_id(id)) fail("invalid id \"" + id + "\"");
+  const std::vector<Record> records = load_index(paths);
+  auto it =
+      std::find_if(records.begin(), records.end(), [&](const Record& r) { return r.id == id; });
+  if (it == records.end()) fail("unknown id \"" + id + "\": not in " + paths.index.string());
+  if (!it->revoked_at.empty()) fail("\"" + id + "\" is revoked (" + it->revoked_at + ")");
+  if (password.size() < 8) fail("the password must have at least 8 characters");
+  std::error_code ec;
+  if (fs::exists(out, ec)) fail(out.string() + " exists already; choose another file");
+
+  X509Ptr cert;
+  PkeyPtr key;
+  {
+    BioPtr bio = open_for_reading(paths.issued / (id + ".crt"));
+    cert.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) fail_ssl("issued/" + id + ".crt is not a PEM certificate");
+  }
+  {
+    BioPtr bio = open_for_reading(paths.issued / (id + ".key"));
+    key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    if (!key) fail_ssl("issued/" + id + ".key is not a PEM private key");
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    fail("issued/" + id + ".key does not belong to issued/" + id + ".crt");
+  }
+  std::unique_ptr<STACK_OF(X509), decltype([](STACK_OF(X509)* s) { sk_X509_free(s); })> chain(
+      sk_X509_new_null());
+  if (!chain || sk_X509_push(chain.get(), ca.cert.get()) == 0) fail_ssl("out of memory");
+  // OpenSSL 3 defaults: AES-256-CBC with PBKDF2 for the key and certificates, SHA-256 MAC.
+  std::unique_ptr<PKCS12, Free<PKCS12_free>> p12(
+      PKCS12_create(password.c_str(), id.c_str(), key.get(), cert.get(), chain.get(), 0, 0, 0, 0,
+                    0));
+  if (!p12) fail_ssl("cannot build the PKCS#12 bundle");
+  BioPtr mem(BIO_new(BIO_s_mem()));
+  if (!mem || i2d_PKCS12_bio(mem.get(), p12.get()) != 1) fail_ssl("cannot encode the bundle");
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(mem.get(), &data);
+  StagedFile file(out, std::string(data, static_cast<std::size_t>(size)), 0600);
+  file.commit();
 }
 
 void refresh_crl(const fs::path& dir) {

@@ -6,6 +6,7 @@
 //   DIR/index.json                     every certificate issued: id, serial, role, town,
 //                                      member, not_after, revoked_at
 //   DIR/issued/ID.crt, ID.key (0600)   one device's or person's certificate and key
+// `export` bundles one of them with the CA certificate as PKCS#12 for a browser.
 //
 // Certificates carry the identity as core/identity.hpp describes. Every function reports a
 // refusal by throwing CaError with one line for a person; nothing is half-written on refusal.
@@ -75,5 +76,12 @@ struct Entry {
 };
 
 std::vector<Entry> list(const std::filesystem::path& dir);
+
+// Writes `id`'s certificate, key and the CA certificate as one PKCS#12 bundle to `out` (mode
+// 0600), protected by `password` (at least 8 characters), for importing a person's
+// certificate into a browser (the console login). Refuses an unknown or revoked id, an
+// existing `out` (never overwritten) and a short password.
+void export_p12(const std::filesystem::path& dir, const std::string& id,
+                const std::filesystem::path& out, const std::string& password);
 
 }  // namespace saferlink::ca

@@ -4,6 +4,7 @@
 //   saferlink-ca revoke --dir DIR --id ID
 //   saferlink-ca crl    --dir DIR
 //   saferlink-ca list   --dir DIR [--json]
+//   saferlink-ca export --dir DIR --id ID --out FILE.p12 (--password TEXT | --password-file F)
 // Exit 0 on success; otherwise one line "saferlink-ca: <reason>" on stderr and exit 1
 // (exit 2 for a command line that does not parse).
 #include "certs/ca.hpp"
@@ -15,6 +16,8 @@
 #include <array>
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -104,6 +107,24 @@ int main(int argc, char** argv) {
   auto* crl_cmd = app.add_subcommand("crl", "Re-sign DIR/crl.pem with a fresh nextUpdate");
   crl_cmd->add_option("--dir", dir, "CA directory")->required();
 
+  std::string export_id;
+  std::filesystem::path export_out;
+  std::string password;
+  std::filesystem::path password_file;
+  auto* export_cmd = app.add_subcommand(
+      "export", "Write one certificate, its key and the CA as a PKCS#12 bundle for a browser");
+  export_cmd->add_option("--dir", dir, "CA directory")->required();
+  export_cmd->add_option("--id", export_id, "Whose certificate")->required();
+  export_cmd->add_option("--out", export_out, "The .p12 file to write (never overwritten)")
+      ->required();
+  auto* password_opt =
+      export_cmd->add_option("--password", password, "Bundle password (at least 8 characters)");
+  export_cmd
+      ->add_option("--password-file", password_file,
+                   "Read the bundle password from the first line of this file")
+      ->check(CLI::ExistingFile)
+      ->excludes(password_opt);
+
   auto* list_cmd = app.add_subcommand("list", "List every certificate issued");
   list_cmd->add_option("--dir", dir, "CA directory")->required();
   list_cmd->add_flag("--json", json, "One JSON object per line");
@@ -133,6 +154,16 @@ int main(int argc, char** argv) {
     } else if (revoke_cmd->parsed()) {
       ca::revoke(dir, revoke_id);
       std::cout << revoke_id << " revoked; CRL rewritten\n";
+    } else if (export_cmd->parsed()) {
+      if (!password_file.empty()) {
+        std::ifstream in(password_file);
+        std::getline(in, password);
+      }
+      if (password.empty()) {
+        throw ca::CaError("give the bundle a password: --password TEXT or --password-file FILE");
+      }
+      ca::export_p12(dir, export_id, export_out, password);
+      std::cout << export_out.string() << '\n';
     } else if (crl_cmd->parsed()) {
       ca::refresh_crl(dir);
     } else if (list_cmd->parsed()) {

@@ -112,4 +112,25 @@ if command -v openssl >/dev/null; then
   passed=$((passed + 1))
 fi
 
+# export: a PKCS#12 bundle for a browser, 0600, readable with its password; refusals.
+ok "export" export --dir "$DIR" --id pc-1234 --out "$TMP/pc.p12" --password "correct horse"
+[[ $(stat -c %a "$TMP/pc.p12") == 600 ]] || fail "export: bundle is not mode 0600"
+passed=$((passed + 1))
+echo "correct horse" >"$TMP/pw"
+ok "export with a password file" export --dir "$DIR" --id pc-1234 --out "$TMP/pc2.p12" --password-file "$TMP/pw"
+refused "export over an existing file" export --dir "$DIR" --id pc-1234 --out "$TMP/pc.p12" --password "correct horse"
+refused "export with a short password" export --dir "$DIR" --id pc-1234 --out "$TMP/x.p12" --password short
+refused "export without a password" export --dir "$DIR" --id pc-1234 --out "$TMP/y.p12"
+refused "export of an unknown id" export --dir "$DIR" --id nobody --out "$TMP/z.p12" --password "correct horse"
+refused "export of a revoked id" export --dir "$DIR" --id shop-chatham-01 --out "$TMP/r.p12" --password "correct horse"
+if command -v openssl >/dev/null; then
+  openssl pkcs12 -in "$TMP/pc.p12" -passin "pass:correct horse" -nokeys -clcerts 2>/dev/null \
+    | grep -q "CN = pc-1234" || fail "openssl cannot read the bundle's certificate"
+  passed=$((passed + 1))
+  if openssl pkcs12 -in "$TMP/pc.p12" -passin pass:wrong -nokeys >/dev/null 2>&1; then
+    fail "the bundle opens with a wrong password"
+  fi
+  passed=$((passed + 1))
+fi
+
 echo "$passed passed, 0 failed"
