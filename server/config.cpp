@@ -64,6 +64,11 @@ class Reader {
         if (!config.metrics_listen.empty()) {
           parse_host_port(config.metrics_listen, source_ + ": key 'metrics_listen'");
         }
+      } else if (key == "console_listen") {
+        config.console_listen = string_value(node, key);
+        if (!config.console_listen.empty()) {
+          parse_host_port(config.console_listen, source_ + ": key 'console_listen'");
+        }
       } else if (key == "certs") {
         config.certs = string_value(node, key);
       } else if (key == "db") {

@@ -20,6 +20,8 @@ struct HubConfig {
   // The /metrics endpoint (plain HTTP, server/metrics.hpp), HOST:PORT on a loopback address
   // only; empty: off.
   std::string metrics_listen;
+  // The console (server/console.hpp): HTTPS with client certificates, HOST:PORT; empty: off.
+  std::string console_listen;
   std::filesystem::path certs = "certs";        // CA dir: ca.crt, crl.pem, issued/hub.{crt,key}
   std::filesystem::path db = "saferlink.db";
   std::filesystem::path blobs;                  // image files; empty: "blobs" beside the db
@@ -53,6 +55,7 @@ struct HubConfig {
 // Layout:
 //   listen = "127.0.0.1:7443"
 //   metrics_listen = "127.0.0.1:9464"   (optional; loopback only)
+//   console_listen = "127.0.0.1:8443"   (optional)
 //   certs = "certs"
 //   db = "saferlink.db"
 //   towns = ["rochester", ...]

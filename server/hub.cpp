@@ -8,6 +8,7 @@
 #include "server/audit.hpp"
 #include "server/gallery_store.hpp"
 #include "server/intel_store.hpp"
+#include "server/console.hpp"
 #include "server/metrics.hpp"
 #include "server/notice_store.hpp"
 #include "server/queries.hpp"
@@ -218,8 +219,15 @@ void Hub::start() {
     spdlog::info("metrics on http://{}/metrics", metrics_->bound_address());
   }
 
+  if (!config_.console_listen.empty()) {
+    console_ = std::make_unique<ConsoleServer>(*this, io_, strand_);
+    console_port_ = console_->bind(config_.console_listen);
+    spdlog::info("console on https://{}/", console_->bound_address());
+  }
+
   asio::co_spawn(strand_, accept_loop(), asio::detached);
   if (metrics_) metrics_->start();
+  if (console_) console_->start();
   asio::post(strand_, [this] {
     rearm_escalation();
     poll_crl();
@@ -261,6 +269,7 @@ void Hub::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     if (metrics_) metrics_->close();
+    if (console_) console_->close();
     crl_timer_.cancel();
     escalation_timer_.cancel();
     maintenance_timer_.cancel();
@@ -992,9 +1001,10 @@ void Hub::on_sighting(const SessionRef& from, std::uint64_t msg_id,
       });
 }
 
-void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query) {
+void Hub::run_query(const Identity& who, const std::string& op, const std::string& args_json,
+                    std::function<void(QueryOutcome)> done) {
   queries::Context context;
-  context.actor = from.identity;
+  context.actor = who;
   context.now_ms = now_ms();
   context.blob_root = blob_root();
   context.notice_options = notice_options();
@@ -1007,9 +1017,9 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
   auto refusal = std::make_shared<std::optional<queries::QueryError>>();
   auto gallery_version = std::make_shared<std::uint64_t>(0);
   store_->submit(
-      [query, context, answer, refusal, gallery_version](SQLite::Database& db) {
+      [op, args_json, context, answer, refusal, gallery_version](SQLite::Database& db) {
         try {
-          *answer = queries::run(db, query.op(), query.args_json(), context);
+          *answer = queries::run(db, op, args_json, context);
         } catch (const queries::QueryError& e) {
           // A refusal is an answer, not a failed job: whatever the op wrote (its audit row of
           // a refused read, say) still commits.
@@ -1018,29 +1028,44 @@ void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query
         // A notice transition, a profile edit or a purge may have changed the gallery.
         *gallery_version = gallery::current_version(db);
       },
-      [this, from, msg_id, op = query.op(), answer, refusal,
-       gallery_version](std::exception_ptr error) {
-        if (!error) asio::post(strand_, [this, v = *gallery_version] { gallery_seen(v); });
+      [this, who, op, answer, refusal, gallery_version,
+       done = std::move(done)](std::exception_ptr error) {
         ++queries_;
-        v1::Envelope reply;
+        QueryOutcome outcome;
         if (error) {
-          spdlog::error("query {} from {}: {}", op, from.identity.id, reason_of(error));
-          reply = make_error(msg_id, v1::STORE_FAILED, "the store failed: " + reason_of(error));
+          spdlog::error("query {} from {}: {}", op, who.id, reason_of(error));
+          outcome.error = v1::STORE_FAILED;
+          outcome.message = "the store failed: " + reason_of(error);
         } else if (*refusal) {
           ++refusals_;
-          spdlog::info("query {} from {} refused: {}", op, from.identity.id, (*refusal)->what());
-          reply = make_error(msg_id, (*refusal)->code, (*refusal)->what());
-        } else if (answer->json.size() + 1024 > kMaxResultFrameBytes) {
-          reply = make_error(msg_id, v1::INVALID,
-                             "the answer is too large (" + std::to_string(answer->json.size()) +
-                                 " bytes); narrow the query (limit, since, town)");
+          spdlog::info("query {} from {} refused: {}", op, who.id, (*refusal)->what());
+          outcome.error = (*refusal)->code;
+          outcome.message = (*refusal)->what();
         } else {
-          reply.mutable_query_result()->set_in_reply_to(msg_id);
-          reply.mutable_query_result()->set_result_json(std::move(answer->json));
+          asio::post(strand_, [this, v = *gallery_version] { gallery_seen(v); });
+          outcome.json = std::move(answer->json);
+          delete_blob_files(answer->delete_blobs);
         }
-        from.connection->send(reply);
-        if (!error && !*refusal) delete_blob_files(answer->delete_blobs);
+        done(std::move(outcome));
       });
+}
+
+void Hub::on_query(const SessionRef& from, std::uint64_t msg_id, const v1::Query& query) {
+  std::function<void(QueryOutcome)> reply_to_device = [from, msg_id](QueryOutcome outcome) {
+    v1::Envelope reply;
+    if (outcome.error) {
+      reply = make_error(msg_id, *outcome.error, outcome.message);
+    } else if (outcome.json.size() + 1024 > kMaxResultFrameBytes) {
+      reply = make_error(msg_id, v1::INVALID,
+                         "the answer is too large (" + std::to_string(outcome.json.size()) +
+                             " bytes); narrow the query (limit, since, town)");
+    } else {
+      reply.mutable_query_result()->set_in_reply_to(msg_id);
+      reply.mutable_query_result()->set_result_json(std::move(outcome.json));
+    }
+    from.connection->send(reply);
+  };
+  run_query(from.identity, query.op(), query.args_json(), std::move(reply_to_device));
 }
 
 notices::Options Hub::notice_options() const {

@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -49,6 +50,7 @@ class context;
 
 namespace saferlink::server {
 class MetricsServer;
+class ConsoleServer;
 }
 
 namespace saferlink::server {
@@ -77,6 +79,21 @@ class Hub {
   std::uint16_t port() const { return port_.load(); }
   // The bound /metrics port (useful with port 0); 0 when metrics_listen is off.
   std::uint16_t metrics_port() const { return metrics_port_.load(); }
+  // The bound console port (useful with port 0); 0 when console_listen is off.
+  std::uint16_t console_port() const { return console_port_.load(); }
+
+  // [hub strand] The current TLS server context (the console's acceptor runs on the strand).
+  std::shared_ptr<boost::asio::ssl::context> tls_context() const { return tls_; }
+
+  // Runs a query to the intelligence store for `who` (server/queries.hpp) on the store thread;
+  // `done` is called there after the commit with the answer or the refusal.
+  struct QueryOutcome {
+    std::optional<v1::ErrorCode> error;  // NOT_ALLOWED, INVALID, STORE_FAILED
+    std::string message;                 // with error: one line for a person
+    std::string json;                    // without error: the result
+  };
+  void run_query(const Identity& who, const std::string& op, const std::string& args_json,
+                 std::function<void(QueryOutcome)> done);
 
   // Re-reads the CRL: new handshakes use it, live sessions of revoked certificates end.
   void reload_crl();
@@ -237,8 +254,11 @@ class Hub {
   std::vector<std::thread> threads_;
   std::atomic<std::uint16_t> port_{0};
   std::atomic<std::uint16_t> metrics_port_{0};
+  std::atomic<std::uint16_t> console_port_{0};
   // The /metrics listener (null when off). Its acceptor runs on strand_; declared after io_.
   std::unique_ptr<MetricsServer> metrics_;
+  // The console listener (null when off). Its acceptor runs on strand_; declared after io_.
+  std::unique_ptr<ConsoleServer> console_;
   std::atomic<bool> stopped_{false};
   std::atomic<std::uint64_t> next_session_id_{1};
 

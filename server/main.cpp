@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   bool seed_demo = false;
   app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "device port HOST:PORT (port 0 picks a free port)");
+  std::string console;
+  app.add_option("--console", console,
+                 "serve the console (HTTPS, client certificates) on HOST:PORT");
   app.add_option("--metrics", metrics,
                  "serve Prometheus /metrics over plain HTTP on HOST:PORT (loopback only)");
   app.add_option("--certs", certs, "CA directory: ca.crt, crl.pem, issued/hub.crt, issued/hub.key");
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
     HubConfig config = config_file.empty() ? HubConfig{} : load_config(config_file);
     if (!listen.empty()) config.listen = listen;
     if (!metrics.empty()) config.metrics_listen = metrics;
+    if (!console.empty()) config.console_listen = console;
     if (!certs.empty()) config.certs = certs;
     if (!db.empty()) config.db = db;
     if (escalation_ms) config.escalation_interval = std::chrono::milliseconds(*escalation_ms);

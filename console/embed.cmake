@@ -1,0 +1,12 @@
+# Writes OUT: a C++ file holding the console's static files (FILES, comma-separated names in SRC)
+# as strings. The page has no build step: the files in console/ are served as they are.
+string(REPLACE "," ";" FILES "${FILES}")
+set(body "// Generated from console/ by console/embed.cmake. Do not edit.\n#include \"server/console_assets.hpp\"\n\nnamespace saferlink::server {\n\nconst std::vector<ConsoleAsset>& console_assets() {\n  static const std::vector<ConsoleAsset> assets = {\n")
+foreach(name IN LISTS FILES)
+  file(READ "${SRC}/${name}" content HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" escaped "${content}")
+  string(APPEND body "      {\"/${name}\", std::string(\"${escaped}\", sizeof(\"${escaped}\") - 1)},\n")
+endforeach()
+string(APPEND body "  };\n  return assets;\n}\n\n}  // namespace saferlink::server\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

@@ -1,0 +1,316 @@
+#include "server/console.hpp"
+
+#include "core/tls.hpp"
+#include "server/console_assets.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace saferlink::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxBodyBytes = 64 * 1024;
+constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
+constexpr auto kHandshakeDeadline = std::chrono::seconds(10);
+constexpr auto kIdleDeadline = std::chrono::seconds(60);  // between requests on one connection
+constexpr unsigned kMaxConnections = 256;
+
+using Stream = asio::ssl::stream<tcp::socket>;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+struct ActiveSlot {
+  explicit ActiveSlot(std::shared_ptr<std::atomic<unsigned>> a) : active(std::move(a)) {}
+  ~ActiveSlot() { active->fetch_sub(1); }
+  ActiveSlot(const ActiveSlot&) = delete;
+  ActiveSlot& operator=(const ActiveSlot&) = delete;
+  std::shared_ptr<std::atomic<unsigned>> active;
+};
+
+std::string content_type_of(const std::string& path) {
+  if (path.ends_with(".html")) return "text/html; charset=utf-8";
+  if (path.ends_with(".js")) return "text/javascript; charset=utf-8";
+  if (path.ends_with(".css")) return "text/css; charset=utf-8";
+  return "application/octet-stream";
+}
+
+void secure(Response& r, bool personal_data) {
+  r.set(http::field::server, "saferlink-hub");
+  r.set("Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'");
+  r.set(http::field::strict_transport_security, "max-age=31536000");
+  r.set("X-Content-Type-Options", "nosniff");
+  r.set("X-Frame-Options", "DENY");
+  r.set("Referrer-Policy", "no-referrer");
+  r.set("Cross-Origin-Opener-Policy", "same-origin");
+  r.set(http::field::cache_control, personal_data ? "no-store" : "no-cache");
+}
+
+Response json_answer(http::status status, const std::string& body, unsigned version,
+                     bool keep_alive) {
+  Response r{status, version};
+  secure(r, true);
+  r.set(http::field::content_type, "application/json");
+  r.keep_alive(keep_alive);
+  r.body() = body;
+  r.prepare_payload();
+  return r;
+}
+
+Response error_answer(http::status status, const std::string& why, unsigned version,
+                      bool keep_alive) {
+  return json_answer(status, json{{"error", why}}.dump(), version, keep_alive);
+}
+
+http::status status_of(v1::ErrorCode code) {
+  switch (code) {
+    case v1::NOT_ALLOWED: return http::status::forbidden;
+    case v1::STORE_FAILED: return http::status::internal_server_error;
+    default: return http::status::bad_request;
+  }
+}
+
+// Runs a coordinator query and waits for its answer on this connection's strand.
+awaitable<Response> coordinator_query(Hub& hub, const Identity& who, const std::string& op,
+                                      const Request& request) {
+  const unsigned version = request.version();
+  const bool keep = request.keep_alive();
+  json args = json::parse(request.body().empty() ? std::string("{}") : request.body(), nullptr,
+                          false);
+  if (args.is_discarded() || !args.is_object()) {
+    co_return error_answer(http::status::bad_request, "the body must be a JSON object", version,
+                           keep);
+  }
+  auto executor = co_await asio::this_coro::executor;
+  auto outcome = std::make_shared<Hub::QueryOutcome>();
+  asio::steady_timer done(executor, std::chrono::steady_clock::time_point::max());
+  std::function<void(Hub::QueryOutcome)> on_done = [outcome, &done, executor](
+                                                       Hub::QueryOutcome o) {
+    // Store thread: hand the answer to the connection's strand.
+    asio::post(executor, [outcome, &done, o = std::move(o)]() mutable {
+      *outcome = std::move(o);
+      done.cancel();
+    });
+  };
+  hub.run_query(who, op, args.dump(), std::move(on_done));
+  co_await done.async_wait(asio::as_tuple(use_awaitable));
+  if (outcome->error) {
+    co_return error_answer(status_of(*outcome->error), outcome->message, version, keep);
+  }
+  co_return json_answer(http::status::ok, outcome->json, version, keep);
+}
+
+awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request) {
+  const unsigned version = request.version();
+  const bool keep = request.keep_alive();
+  std::string target(request.target());
+  target = target.substr(0, target.find('?'));
+  if (target == "/api/me") {
+    if (request.method() != http::verb::get) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    co_return json_answer(http::status::ok,
+                          json{{"id", who.id},
+                               {"role", std::string(to_string(who.role))},
+                               {"town", who.town},
+                               {"member", who.member}}
+                              .dump(),
+                          version, keep);
+  }
+  constexpr std::string_view kCoord = "/api/coord/";
+  if (target.starts_with(kCoord)) {
+    if (who.role != Role::coordinator) {
+      co_return error_answer(http::status::forbidden,
+                             "the coordinator API is for coordinators; your certificate says " +
+                                 std::string(to_string(who.role)),
+                             version, keep);
+    }
+    if (request.method() != http::verb::post) {
+      co_return error_answer(http::status::method_not_allowed, "use POST with a JSON object",
+                             version, keep);
+    }
+    const std::string op = target.substr(kCoord.size());
+    if (op.empty() || op.size() > 64) {
+      co_return error_answer(http::status::not_found, "name a query: /api/coord/OP", version,
+                             keep);
+    }
+    co_return co_await coordinator_query(hub, who, op, request);
+  }
+  if (target.starts_with("/api/")) {
+    co_return error_answer(http::status::not_found, "no such API: " + target, version, keep);
+  }
+  const std::string path = target == "/" ? "/index.html" : target;
+  for (const auto& asset : console_assets()) {
+    if (asset.path != path) continue;
+    if (request.method() != http::verb::get && request.method() != http::verb::head) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    Response r{http::status::ok, version};
+    secure(r, false);
+    r.set(http::field::content_type, content_type_of(path));
+    r.keep_alive(keep);
+    r.body() = asset.body;
+    r.prepare_payload();
+    co_return r;
+  }
+  co_return error_answer(http::status::not_found, "not found: " + target, version, keep);
+}
+
+awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::socket socket,
+                      std::shared_ptr<std::atomic<unsigned>> active) {
+  using namespace asio::experimental::awaitable_operators;
+  ActiveSlot slot(std::move(active));
+  std::string peer = "?";
+  {
+    boost::system::error_code ec;
+    auto endpoint = socket.remote_endpoint(ec);
+    if (!ec) peer = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+  Stream stream(std::move(socket), *tls);
+  asio::steady_timer deadline(stream.get_executor(), kHandshakeDeadline);
+  auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::server,
+                                                 asio::as_tuple(use_awaitable)) ||
+                          deadline.async_wait(asio::as_tuple(use_awaitable)));
+  std::string failure;
+  if (shaken.index() == 1) {
+    failure = "handshake deadline passed";
+  } else if (auto [ec] = std::get<0>(shaken); ec) {
+    failure = handshake_failure(stream.native_handle(), ec.message());
+  }
+  std::optional<Identity> who;
+  if (failure.empty()) who = peer_identity(stream.native_handle(), &failure);
+  if (who && (!hub.serves_town(who->town) || who->role == Role::hub)) {
+    failure = who->id + " (" + std::string(to_string(who->role)) + ", " + who->town +
+              ") may not use this hub's console";
+    who.reset();
+  }
+  if (!who) {
+    hub.count_handshake_failure();
+    spdlog::warn("console: TLS from {} refused: {}", peer, failure);
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+    co_return;
+  }
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
+    parser.body_limit(kMaxBodyBytes);
+    deadline.expires_after(kIdleDeadline);
+    auto read = co_await (http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable)) ||
+                          deadline.async_wait(asio::as_tuple(use_awaitable)));
+    if (read.index() == 1) break;  // idle: close
+    auto [ec, n] = std::get<0>(read);
+    (void)n;
+    Response response;
+    bool close_after = false;
+    if (ec == http::error::body_limit) {
+      response = error_answer(http::status::payload_too_large,
+                              "the body is larger than 64 KiB", 11, false);
+      close_after = true;
+    } else if (ec == http::error::end_of_stream || ec == asio::ssl::error::stream_truncated ||
+               ec == asio::error::eof || ec == asio::error::connection_reset) {
+      break;
+    } else if (ec) {
+      response = error_answer(http::status::bad_request, "bad request: " + ec.message(), 11, false);
+      close_after = true;
+    } else {
+      const Request request = parser.release();
+      response = co_await answer(hub, *who, request);
+      close_after = !request.keep_alive();
+      if (response.result() != http::status::ok) {
+        spdlog::info("console: {} {} {} -> {}", who->id, std::string(request.method_string()),
+                     std::string(request.target()), response.result_int());
+      }
+    }
+    auto [write_error, written] =
+        co_await http::async_write(stream, response, asio::as_tuple(use_awaitable));
+    (void)written;
+    if (write_error || close_after) break;
+  }
+  boost::system::error_code ignored;
+  stream.lowest_layer().close(ignored);
+}
+
+}  // namespace
+
+ConsoleServer::ConsoleServer(Hub& hub, asio::io_context& io, Strand strand)
+    : hub_(hub), io_(io), strand_(std::move(strand)), acceptor_(strand_) {}
+
+std::uint16_t ConsoleServer::bind(const std::string& host_port) {
+  const HostPort where = parse_host_port(host_port, "console_listen");
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(where.host, ec);
+  if (ec) throw ConfigError("console_listen: '" + where.host + "' is not an IP address");
+  const tcp::endpoint endpoint(address, where.port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint, ec);
+  if (ec) throw ConfigError("console_listen: cannot bind " + host_port + ": " + ec.message());
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint().port();
+}
+
+std::string ConsoleServer::bound_address() const {
+  boost::system::error_code ec;
+  const auto endpoint = acceptor_.local_endpoint(ec);
+  if (ec) return "(not bound)";
+  const auto address = endpoint.address();
+  return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+
+void ConsoleServer::start() { asio::co_spawn(strand_, accept_loop(), asio::detached); }
+
+void ConsoleServer::close() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+awaitable<void> ConsoleServer::accept_loop() {
+  for (;;) {
+    auto [ec, socket] =
+        co_await acceptor_.async_accept(asio::make_strand(io_), asio::as_tuple(use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      spdlog::warn("console: accept failed: {}", ec.message());
+      continue;
+    }
+    if (active_->fetch_add(1) >= kMaxConnections) {
+      active_->fetch_sub(1);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    // On the hub strand here: the current TLS context (CRL reloads replace it).
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, serve(hub_, hub_.tls_context(), std::move(socket), active_),
+                   asio::detached);
+  }
+}
+
+}  // namespace saferlink::server

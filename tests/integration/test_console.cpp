@@ -1,0 +1,146 @@
+// The console's HTTPS listener (issue 7, first part): client certificates are the login, the
+// coordinator API answers coordinators only, bad input gets a clear status and message, and
+// every answer carries the security headers. Real TLS on loopback port 0.
+#include "tests/support/hub_fixture.hpp"
+#include "tests/support/pki.hpp"
+
+#include "core/tls.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+using namespace saferlink;
+using namespace saferlink::test;
+using json = nlohmann::json;
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct Console {
+  Console() {
+    pki.issue(Role::coordinator, "all", "coord-1", "Safer Medway");
+    pki.issue(Role::shop, "chatham", "shop-chatham-1", "Boots Chatham");
+    pki.issue(Role::cctv, "all", "cctv-01", "Medway CCTV");
+    hub = std::make_unique<HubFixture>(pki, [](server::HubConfig& c) {
+      c.console_listen = "127.0.0.1:0";
+    });
+    REQUIRE(hub->hub->console_port() != 0);
+  }
+  // One request over a fresh TLS connection as `id` (empty: no client certificate).
+  http::response<http::string_body> request(const std::string& id, http::verb verb,
+                                            const std::string& target,
+                                            const std::string& body = "") {
+    asio::io_context io;
+    std::shared_ptr<asio::ssl::context> context;
+    if (id.empty()) {
+      context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+      context->load_verify_file((pki.dir() / "ca.crt").string());
+      context->set_verify_mode(asio::ssl::verify_peer);
+    } else {
+      context = make_client_context(tls_files(pki.dir(), id));
+    }
+    asio::ssl::stream<asio::ip::tcp::socket> stream(io, *context);
+    stream.lowest_layer().connect({asio::ip::make_address("127.0.0.1"), hub->hub->console_port()});
+    stream.handshake(asio::ssl::stream_base::client);
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return res;
+  }
+  TestPki pki;
+  std::unique_ptr<HubFixture> hub;
+};
+
+std::string error_of(const http::response<http::string_body>& r) {
+  return json::parse(r.body()).value("error", "");
+}
+
+}  // namespace
+
+TEST_CASE("the console knows who you are from your certificate and serves its page with strict "
+          "security headers") {
+  Console console;
+  auto me = console.request("coord-1", http::verb::get, "/api/me");
+  REQUIRE(me.result() == http::status::ok);
+  const auto j = json::parse(me.body());
+  CHECK(j["id"] == "coord-1");
+  CHECK(j["role"] == "coordinator");
+  CHECK(me[http::field::cache_control] == "no-store");
+
+  auto page = console.request("cctv-01", http::verb::get, "/");
+  REQUIRE(page.result() == http::status::ok);
+  CHECK(std::string(page[http::field::content_type]).starts_with("text/html"));
+  const std::string csp(page["Content-Security-Policy"]);
+  CHECK(csp.find("frame-ancestors 'none'") != std::string::npos);
+  CHECK(csp.find("script-src 'self'") != std::string::npos);
+  CHECK(csp.find("unsafe-inline") == std::string::npos);
+  CHECK(page["X-Content-Type-Options"] == "nosniff");
+  CHECK(page.body().find("/app.js") != std::string::npos);
+  auto script = console.request("cctv-01", http::verb::get, "/app.js");
+  REQUIRE(script.result() == http::status::ok);
+  CHECK(std::string(script[http::field::content_type]).starts_with("text/javascript"));
+}
+
+TEST_CASE("a request without a client certificate is refused at the TLS layer") {
+  Console console;
+  CHECK_THROWS(console.request("", http::verb::get, "/api/me"));
+}
+
+TEST_CASE("a shop's certificate cannot use the coordinator API (403), a coordinator's can") {
+  Console console;
+  auto shop = console.request("shop-chatham-1", http::verb::post, "/api/coord/audit.verify", "{}");
+  CHECK(shop.result() == http::status::forbidden);
+  CHECK(error_of(shop).find("coordinators") != std::string::npos);
+  auto cctv = console.request("cctv-01", http::verb::post, "/api/coord/profiles.list", "{}");
+  CHECK(cctv.result() == http::status::forbidden);
+
+  auto coord = console.request("coord-1", http::verb::post, "/api/coord/audit.verify", "{}");
+  REQUIRE(coord.result() == http::status::ok);
+  CHECK(json::parse(coord.body())["ok"] == true);
+}
+
+TEST_CASE("the coordinator API answers bad input with a clear status and message") {
+  Console console;
+  auto malformed = console.request("coord-1", http::verb::post, "/api/coord/profiles.list", "{oops");
+  CHECK(malformed.result() == http::status::bad_request);
+  CHECK(error_of(malformed).find("JSON object") != std::string::npos);
+  auto array = console.request("coord-1", http::verb::post, "/api/coord/profiles.list", "[1]");
+  CHECK(array.result() == http::status::bad_request);
+  auto unknown = console.request("coord-1", http::verb::post, "/api/coord/no.such.op", "{}");
+  CHECK(unknown.result() == http::status::bad_request);
+  CHECK(error_of(unknown).find("unknown op") != std::string::npos);
+  auto missing = console.request("coord-1", http::verb::post, "/api/coord/notice.show",
+                                 R"({"notice_id": 4242})");
+  CHECK(missing.result() == http::status::bad_request);
+  CHECK(error_of(missing).find("4242") != std::string::npos);
+  auto wrong_state = console.request("coord-1", http::verb::post, "/api/coord/notice.approve",
+                                     R"({"notice_id": 1, "reason": "x"})");
+  CHECK(wrong_state.result() == http::status::bad_request);
+  auto get = console.request("coord-1", http::verb::get, "/api/coord/profiles.list");
+  CHECK(get.result() == http::status::method_not_allowed);
+  auto nothing = console.request("coord-1", http::verb::get, "/api/nothing");
+  CHECK(nothing.result() == http::status::not_found);
+  auto page = console.request("coord-1", http::verb::get, "/no-such-page.html");
+  CHECK(page.result() == http::status::not_found);
+  auto huge = console.request("coord-1", http::verb::post, "/api/coord/profiles.list",
+                              "{\"x\": \"" + std::string(70 * 1024, 'a') + "\"}");
+  CHECK(huge.result() == http::status::payload_too_large);
+}
