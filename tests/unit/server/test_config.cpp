@@ -443,4 +443,26 @@ candidate_min_members = 3
   CHECK_THROWS_AS(parse_config("[notices]\nvalidty_days = 3\n", "config.toml"), ConfigError);
 }
 
+TEST_CASE("the console address and the store-and-forward times to live are read, with their "
+          "defaults and checks") {
+  const auto defaults = parse_config("", "config.toml");
+  CHECK(defaults.console_listen.empty());
+  CHECK(defaults.alert_replay_ttl == std::chrono::minutes(30));
+  CHECK(defaults.sighting_replay_ttl == std::chrono::hours(2));
+  const auto config = parse_config(R"(
+console_listen = "127.0.0.1:8443"
+[replay]
+alert_ttl_ms = 60000
+sighting_ttl_ms = 120000
+)",
+                                   "config.toml");
+  CHECK(config.console_listen == "127.0.0.1:8443");
+  CHECK(config.alert_replay_ttl == std::chrono::milliseconds(60'000));
+  CHECK(config.sighting_replay_ttl == std::chrono::milliseconds(120'000));
+  CHECK(parse_error("[replay]\nalert_tll_ms = 5\n") == "config.toml: unknown key 'replay.alert_tll_ms'");
+  CHECK(parse_error("console_listen = \"nowhere\"\n").find("console_listen") != std::string::npos);
+  auto zero = parse_config("[replay]\nalert_ttl_ms = 0\n", "config.toml");
+  CHECK(error_of([&] { validate(zero); }).find("replay.alert_ttl_ms") != std::string::npos);
+}
+
 }  // namespace saferlink::server
