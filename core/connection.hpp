@@ -25,6 +25,7 @@
 
 #include "core/envelope.hpp"
 #include "core/frame.hpp"
+#include "core/link.hpp"
 #include "core/out_queue.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -54,7 +55,7 @@ struct ConnectionEnded : std::runtime_error {
 // True for error codes that mean "the peer went away" rather than a fault of ours.
 bool expected_ending(const boost::system::error_code& ec);
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public Link, public std::enable_shared_from_this<Connection> {
  public:
   // The socket's executor must be a strand (accept or connect onto make_strand(...)).
   using Executor = boost::asio::any_io_executor;
@@ -74,7 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(Stream stream, Options options, std::string log_name);
 
   Stream& stream() { return stream_; }
-  const Executor& executor() const { return strand_; }
+  const Executor& executor() const override { return strand_; }
   const std::string& log_name() const { return log_name_; }
 
   // Runs reader, writer and ticker until the connection ends; always ends by throwing
@@ -82,20 +83,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> run(Handler on_message);
 
   // Queues a frame (any thread). A queue overflow closes the connection as a slow consumer.
-  void send(Frame frame, Priority priority);
-  void send(v1::Envelope& envelope) {
-    const Priority p = priority_of(envelope);
-    send(encode(envelope), p);
-  }
+  void send(Frame frame, Priority priority) override;
+  using Link::send;
 
   // Sends what is queued, then ends the connection (any thread). `reason` is logged.
-  void close(std::string reason);
+  void close(std::string reason) override;
 
   // Closes the socket now (any thread): pending operations fail and run() ends.
-  void abort(std::string reason);
+  void abort(std::string reason) override;
 
   // Observability (any thread).
-  std::size_t queued_messages() const { return queued_messages_.load(); }
+  std::size_t queued_messages() const override { return queued_messages_.load(); }
   std::uint64_t frames_sent() const { return frames_sent_.load(); }
 
  private:

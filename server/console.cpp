@@ -1,7 +1,9 @@
 #include "server/console.hpp"
 
+#include "core/out_queue.hpp"
 #include "core/tls.hpp"
 #include "server/console_assets.hpp"
+#include "server/session.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,10 +14,14 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -180,6 +186,157 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
   co_return error_answer(http::status::not_found, "not found: " + target, version, keep);
 }
 
+// The console's live feed: a WebSocket on which the browser is a device. Each text message is
+// one Envelope in protobuf's canonical JSON form (field names as in the .proto); the hub's
+// frames for it are converted the same way and written in priority order.
+class WsLink : public Link, public std::enable_shared_from_this<WsLink> {
+ public:
+  using Ws = beast::websocket::stream<Stream&>;
+
+  WsLink(asio::any_io_executor strand, OutQueue::Limits limits, std::string name)
+      : strand_(std::move(strand)), queue_(limits), wake_(strand_), name_(std::move(name)) {
+    wake_.expires_at(std::chrono::steady_clock::time_point::max());
+  }
+
+  void send(Frame frame, Priority priority) override {
+    asio::post(strand_, [self = shared_from_this(), frame = std::move(frame), priority]() mutable {
+      if (self->ending_) return;
+      if (self->queue_.push(std::move(frame), priority) == OutQueue::Push::overflow) {
+        spdlog::warn("{}: queue full (not reading); closing", self->name_);
+        self->end(false);
+        return;
+      }
+      self->queued_ = self->queue_.messages();
+      self->wake_.cancel();
+    });
+  }
+  void close(std::string reason) override {
+    asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)] {
+      spdlog::info("{}: closing: {}", self->name_, reason);
+      self->closing_ = true;
+      self->wake_.cancel();
+    });
+  }
+  void abort(std::string reason) override {
+    asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)] {
+      spdlog::info("{}: ended: {}", self->name_, reason);
+      self->end(false);
+    });
+  }
+  using Link::send;
+  std::size_t queued_messages() const override { return queued_.load(); }
+  const asio::any_io_executor& executor() const override { return strand_; }
+
+  // Writes queued frames as JSON text until the link ends. On the strand.
+  awaitable<void> writer(Ws& ws) {
+    std::vector<Frame> batch;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    for (;;) {
+      if (ending_) {
+        end(false);
+        co_return;
+      }
+      if (queue_.empty()) {
+        if (closing_) {
+        end(false);
+        co_return;
+      }
+        co_await wake_.async_wait(asio::as_tuple(use_awaitable));
+        wake_.expires_at(std::chrono::steady_clock::time_point::max());
+        continue;
+      }
+      queue_.pop_batch(batch, 64 * 1024);
+      queued_ = queue_.messages();
+      for (const auto& frame : batch) {
+        v1::Envelope envelope;
+        if (frame->size() < kFrameHeaderBytes ||
+            !envelope.ParseFromArray(frame->data() + kFrameHeaderBytes,
+                                     static_cast<int>(frame->size() - kFrameHeaderBytes))) {
+          continue;
+        }
+        std::string text;
+        if (!google::protobuf::util::MessageToJsonString(envelope, &text, options).ok()) continue;
+        ws.text(true);
+        auto [ec, n] = co_await ws.async_write(asio::buffer(text), asio::as_tuple(use_awaitable));
+        (void)n;
+        if (ec) {
+        end(false);
+        co_return;
+      }
+      }
+    }
+  }
+  // Stops the writer and, unless the peer closed first, the socket. On the strand.
+  void end(bool /*peer_closed*/) {
+    ending_ = true;
+    wake_.cancel();
+    if (socket_ != nullptr) {
+      boost::system::error_code ignored;
+      socket_->close(ignored);
+    }
+  }
+  void attach_socket(tcp::socket* socket) { socket_ = socket; }
+
+ private:
+  asio::any_io_executor strand_;
+  OutQueue queue_;
+  asio::steady_timer wake_;
+  std::string name_;
+  std::atomic<std::size_t> queued_{0};
+  bool closing_ = false;
+  bool ending_ = false;
+  tcp::socket* socket_ = nullptr;
+};
+
+// Runs the live feed on an upgraded request until either side ends it. On the connection's
+// strand.
+awaitable<void> live(Hub& hub, const Identity& who, Stream& stream, Request request) {
+  using namespace asio::experimental::awaitable_operators;
+  WsLink::Ws ws(stream);
+  ws.set_option(beast::websocket::stream_base::timeout::suggested(beast::role_type::server));
+  ws.read_message_max(hub.config().max_frame_bytes);
+  auto [accept_error] = co_await ws.async_accept(request, asio::as_tuple(use_awaitable));
+  if (accept_error) co_return;
+  const std::uint64_t id = hub.new_session_id();
+  const std::string name = "console " + std::to_string(id);
+  auto link = std::make_shared<WsLink>(
+      co_await asio::this_coro::executor,
+      OutQueue::Limits{hub.config().queue_max_bytes, hub.config().queue_max_messages}, name);
+  link->attach_socket(&stream.next_layer());
+  spdlog::info("{}: live feed for {} ({}, {})", name, who.id, to_string(who.role), who.town);
+  DeviceSession session(hub, id, who, link);
+  auto reader = [&]() -> awaitable<void> {
+    beast::flat_buffer buffer;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    for (;;) {
+      auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(use_awaitable));
+      (void)n;
+      if (ec) co_return;
+      const std::string text = beast::buffers_to_string(buffer.data());
+      buffer.consume(buffer.size());
+      v1::Envelope envelope;
+      if (!ws.got_text() ||
+          !google::protobuf::util::JsonStringToMessage(text, &envelope, options).ok() ||
+          envelope.body_case() == v1::Envelope::BODY_NOT_SET) {
+        v1::Envelope error = make_error(0, v1::MALFORMED,
+                                        "not an Envelope in JSON (docs/protocol.md, section 8)");
+        link->send(error);
+        continue;
+      }
+      session(std::move(envelope));
+    }
+  };
+  // Named, not temporaries in the co_await expression (GCC 12 destroys those twice).
+  auto reading = reader();
+  auto writing = link->writer(ws);
+  co_await (std::move(reading) || std::move(writing));
+  link->end(true);
+  if (session.attached()) hub.detach(id);
+  spdlog::info("{}: live feed for {} ended", name, who.id);
+}
+
 awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::socket socket,
                       std::shared_ptr<std::atomic<unsigned>> active) {
   using namespace asio::experimental::awaitable_operators;
@@ -239,9 +396,20 @@ awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::so
       response = error_answer(http::status::bad_request, "bad request: " + ec.message(), 11, false);
       close_after = true;
     } else {
-      const Request request = parser.release();
-      response = co_await answer(hub, *who, request);
-      close_after = !request.keep_alive();
+      Request request = parser.release();
+      if (beast::websocket::is_upgrade(request)) {
+        std::string target(request.target());
+        if (target.substr(0, target.find('?')) == "/api/live") {
+          co_await live(hub, *who, stream, std::move(request));
+          break;
+        }
+        response = error_answer(http::status::not_found, "the live feed is at /api/live",
+                                request.version(), false);
+        close_after = true;
+      } else {
+        response = co_await answer(hub, *who, request);
+      }
+      close_after = close_after || !request.keep_alive();
       if (response.result() != http::status::ok) {
         spdlog::info("console: {} {} {} -> {}", who->id, std::string(request.method_string()),
                      std::string(request.target()), response.result_int());

@@ -130,7 +130,7 @@ class Hub {
   struct SessionRef {
     std::uint64_t id;
     Identity identity;
-    std::shared_ptr<Connection> connection;
+    std::shared_ptr<Link> connection;  // a handset's Connection or the console's WebSocket
   };
   // What a device's hello asked for, beyond being connected.
   struct HelloInfo {
@@ -169,6 +169,9 @@ class Hub {
   // blob pool and the image cap (any thread).
   UploadServices upload_services();
   void count_refusal() { ++refusals_; }
+  // A fresh session id (any thread), for sessions that do not come through accept_loop (the
+  // console's WebSocket).
+  std::uint64_t new_session_id() { return next_session_id_++; }
   void count_handshake_failure() { ++handshake_failures_; }
   void count_session_dropped() { ++sessions_dropped_; }
   const HubConfig& config() const { return config_; }

@@ -33,10 +33,12 @@ constexpr std::size_t kMaxSightingText = 500;
 constexpr std::size_t kMaxLocation = 200;
 constexpr std::size_t kMaxHeading = 100;
 
+}  // namespace
+
 // Handles one session's messages, on the session's strand.
-class SessionHandler {
+struct DeviceSession::Impl {
  public:
-  SessionHandler(Hub& hub, Hub::SessionRef ref)
+  Impl(Hub& hub, Hub::SessionRef ref)
       : hub_(hub),
         ref_(std::move(ref)),
         uploads_(std::make_shared<SessionUploads>(
@@ -44,9 +46,9 @@ class SessionHandler {
             ref_.connection->executor(),
             [connection = ref_.connection](v1::Envelope& e) { connection->send(e); })) {}
   // On the session strand, once the connection has ended.
-  ~SessionHandler() { uploads_->close(); }
-  SessionHandler(const SessionHandler&) = delete;
-  SessionHandler& operator=(const SessionHandler&) = delete;
+  ~Impl() { uploads_->close(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   void operator()(v1::Envelope&& envelope) {
     const auto body = envelope.body_case();
@@ -195,6 +197,15 @@ class SessionHandler {
   bool said_hello_ = false;
 };
 
+DeviceSession::DeviceSession(Hub& hub, std::uint64_t session_id, const Identity& identity,
+                             std::shared_ptr<Link> link)
+    : impl_(std::make_unique<Impl>(hub, Hub::SessionRef{session_id, identity, std::move(link)})) {}
+DeviceSession::~DeviceSession() = default;
+void DeviceSession::operator()(v1::Envelope&& envelope) { (*impl_)(std::move(envelope)); }
+bool DeviceSession::attached() const { return impl_->attached(); }
+
+namespace {
+
 std::optional<std::string> check_alert_id(const std::string& alert_id) {
   if (alert_id.empty()) return "alert_id: required";
   if (alert_id.size() > kMaxAlertId) return "alert_id: longer than 100 bytes";
@@ -333,7 +344,7 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
 
   // The handler lives in this coroutine frame; the connection calls it only while run() below
   // is running, so a plain pointer suffices and no ownership cycle forms.
-  SessionHandler handler(hub, Hub::SessionRef{session_id, *identity, connection});
+  DeviceSession handler(hub, session_id, *identity, connection);
   std::string ending;
   bool expected = true;
   try {

@@ -23,17 +23,38 @@ class context;
 
 namespace saferlink {
 namespace v1 {
+class Envelope;
 class PanicAlert;
 class CancelAlert;
 class RecipientStatus;
 class Sighting;
 }  // namespace v1
 struct Identity;
+class Link;
 }  // namespace saferlink
 
 namespace saferlink::server {
 
 class Hub;
+
+// What a device's messages go through once its link is up, whatever carries them (a handset's
+// Connection, the console's WebSocket): hello first, authorisation by role, field validation,
+// then the Hub or the session's uploads. Call it on the link's strand only; when the link has
+// ended, destroy it there, then call Hub::detach if attached() (a hello was accepted).
+class DeviceSession {
+ public:
+  DeviceSession(Hub& hub, std::uint64_t session_id, const Identity& identity,
+                std::shared_ptr<Link> link);
+  ~DeviceSession();
+  DeviceSession(const DeviceSession&) = delete;
+  DeviceSession& operator=(const DeviceSession&) = delete;
+  void operator()(v1::Envelope&& envelope);
+  bool attached() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 boost::asio::awaitable<void> run_session(Hub& hub, std::shared_ptr<boost::asio::ssl::context> tls,
                                          boost::asio::ip::tcp::socket socket,

@@ -1,6 +1,7 @@
 // The console's HTTPS listener (issue 7, first part): client certificates are the login, the
 // coordinator API answers coordinators only, bad input gets a clear status and message, and
 // every answer carries the security headers. Real TLS on loopback port 0.
+#include "tests/support/device.hpp"
 #include "tests/support/hub_fixture.hpp"
 #include "tests/support/pki.hpp"
 
@@ -11,12 +12,20 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <thread>
 
 using namespace saferlink;
 using namespace saferlink::test;
@@ -33,6 +42,7 @@ struct Console {
     pki.issue(Role::coordinator, "all", "coord-1", "Safer Medway");
     pki.issue(Role::shop, "chatham", "shop-chatham-1", "Boots Chatham");
     pki.issue(Role::cctv, "all", "cctv-01", "Medway CCTV");
+    pki.issue(Role::shop, "chatham", "shop-chatham-2", "WHSmith Chatham");
     hub = std::make_unique<HubFixture>(pki, [](server::HubConfig& c) {
       c.console_listen = "127.0.0.1:0";
     });
@@ -143,4 +153,93 @@ TEST_CASE("the coordinator API answers bad input with a clear status and message
   auto huge = console.request("coord-1", http::verb::post, "/api/coord/profiles.list",
                               "{\"x\": \"" + std::string(70 * 1024, 'a') + "\"}");
   CHECK(huge.result() == http::status::payload_too_large);
+}
+
+namespace {
+
+// The console's live feed as a browser opens it: a WebSocket over the same mutual TLS, one
+// Envelope in JSON per text message.
+struct LiveFeed {
+  LiveFeed(const TestPki& pki, const std::string& id, std::uint16_t port)
+      : context(make_client_context(tls_files(pki.dir(), id))), ws(io, *context) {
+    auto& socket = beast::get_lowest_layer(ws);
+    socket.connect({asio::ip::make_address("127.0.0.1"), port});
+    timeval timeout{10, 0};  // a read that hangs fails the test instead of hanging it
+    REQUIRE(::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                         sizeof timeout) == 0);
+    ws.next_layer().handshake(asio::ssl::stream_base::client);
+    ws.handshake("127.0.0.1", "/api/live");
+  }
+  void send(const json& envelope) {
+    ws.text(true);
+    ws.write(asio::buffer(envelope.dump()));
+  }
+  json next() {
+    beast::flat_buffer buffer;
+    ws.read(buffer);
+    return json::parse(beast::buffers_to_string(buffer.data()));
+  }
+  // The next message with `key` at the top level (others are skipped).
+  json next_with(const std::string& key) {
+    for (int i = 0; i < 50; ++i) {
+      json j = next();
+      if (j.contains(key)) return j;
+    }
+    FAIL("no message with " << key);
+    return {};
+  }
+  asio::io_context io;
+  std::shared_ptr<asio::ssl::context> context;
+  beast::websocket::stream<asio::ssl::stream<asio::ip::tcp::socket>> ws;
+};
+
+}  // namespace
+
+TEST_CASE("on the live feed a CCTV operator sees a shop's panic and acknowledges it, and the "
+          "shop hears the acknowledgement naming that operator") {
+  Console console;
+  LiveFeed feed(console.pki, "cctv-01", console.hub->hub->console_port());
+  feed.send({{"hello", {{"protocol_version", 1}}}});
+  const json welcome = feed.next_with("welcome");
+  CHECK(welcome["welcome"]["device_id"] == "cctv-01");
+  CHECK(welcome["welcome"]["role"] == "cctv");
+
+  TestDevice shop(console.pki.dir(), "shop-chatham-1", console.hub->address());
+  shop.connect();
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (console.hub->hub->stats().sessions_live < 2 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  shop.panic(1);
+  const json panic = feed.next_with("panic");
+  CHECK(panic["panic"]["alert_id"] == "shop-chatham-1:1");
+  CHECK(panic["panic"]["origin_member"] == "Boots Chatham");
+  CHECK(panic["seq"].get<std::string>() != "0");  // 64-bit numbers are strings in JSON
+
+  feed.send({{"status", {{"alert_id", "shop-chatham-1:1"}, {"status", "ACKNOWLEDGED"}}}});
+  CHECK(feed.next_with("receipt").contains("receipt"));
+  auto ack = shop.wait_for(is_update("shop-chatham-1:1", v1::ACKNOWLEDGED));
+  REQUIRE(ack);
+  CHECK(ack->update().by_id() == "cctv-01");
+  CHECK(ack->update().by_role() == "cctv");
+}
+
+TEST_CASE("the live feed refuses what is not an envelope and what the role may not send, and "
+          "keeps serving") {
+  Console console;
+  LiveFeed feed(console.pki, "cctv-01", console.hub->hub->console_port());
+  feed.send({{"hello", {{"protocol_version", 1}}}});
+  feed.next_with("welcome");
+  feed.ws.text(true);
+  feed.ws.write(asio::buffer(std::string("not json")));
+  CHECK(feed.next_with("error")["error"]["code"] == "MALFORMED");
+  // A CCTV operator may not press panic.
+  feed.send({{"msg_id", "7"},
+             {"panic", {{"alert_id", "cctv-01:1"}, {"device_seq", "1"}}}});
+  const json refused = feed.next_with("error");
+  CHECK(refused["error"]["code"] == "NOT_ALLOWED");
+  CHECK(refused["error"]["in_reply_to"] == "7");
+  // Still served: a query answers.
+  feed.send({{"msg_id", "8"}, {"query", {{"op", "gallery"}, {"args_json", "{}"}}}});
+  CHECK(feed.next_with("query_result")["query_result"]["in_reply_to"] == "8");
 }
