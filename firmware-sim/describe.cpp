@@ -42,6 +42,19 @@ std::string describe(const v1::Envelope& e) {
           return "update for " + u.alert_id();
       }
     }
+    case v1::Envelope::kGalleryEntry: {
+      const auto& g = e.gallery_entry();
+      std::string towns;
+      for (const auto& t : g.towns()) towns += (towns.empty() ? "" : ", ") + t;
+      return "notice " + std::to_string(g.notice_id()) + ": " + g.name() + " (" + towns + "): " +
+             g.conditions() +
+             (g.photo_sha256().empty() ? ", no photo"
+                                       : ", photo " + g.photo_sha256().substr(0, 12) + " (" +
+                                             std::to_string(g.photo_size()) + " bytes)");
+    }
+    case v1::Envelope::kGalleryRemove:
+      return "notice " + std::to_string(e.gallery_remove().notice_id()) + " left the gallery (" +
+             e.gallery_remove().reason() + ")";
     default:
       return std::string(body_name(e.body_case()));
   }

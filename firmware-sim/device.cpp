@@ -10,16 +10,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <csignal>
 #include <deque>
 #include <limits>
 
@@ -39,9 +39,29 @@ std::chrono::steady_clock::time_point steady_at(std::int64_t wall_ms) {
   return std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::int64_t>(delta, 0));
 }
 
+// What OpenSSL says went wrong, for a log line.
+std::string ssl_failure(SSL* ssl, int error) {
+  if (error == SSL_ERROR_ZERO_RETURN) return "closed by the hub";
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  }
+  const unsigned long code = ERR_get_error();
+  if (code != 0) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    return text;
+  }
+  if (error == SSL_ERROR_SYSCALL) return "connection reset";
+  return "TLS error " + std::to_string(error);
+}
+
 }  // namespace
 
 std::shared_ptr<asio::ssl::context> make_device_tls_context(const std::filesystem::path& ca_file) {
+  // OpenSSL writes to the sockets itself (Session): a write to a link the hub has just closed
+  // must be an error for that link, not SIGPIPE for the whole process.
+  std::signal(SIGPIPE, SIG_IGN);
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* native = ctx->native_handle();
   if (SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION) != 1 ||
@@ -83,16 +103,26 @@ LinkEnv make_link_env(asio::any_io_executor executor, const std::string& hub,
 
 // One connection attempt and, once it is up, the link. Owned by the device (while current) and
 // by its coroutines (until they end).
+//
+// TLS runs directly on the socket (SSL_set_fd, non-blocking, waiting with async_wait), not
+// through asio::ssl::stream: the stream keeps two 17 KiB buffers and a 2 x 17 KiB BIO pair
+// per connection for its whole life, which for ten thousand idle handsets is most of the
+// memory. With SSL_MODE_RELEASE_BUFFERS an idle link then holds only OpenSSL's own state.
+// The SSL object is made after the TCP connection is up, so a dial the hub refuses (a hub
+// restarting under ten thousand handsets) costs a socket and nothing else.
+// Never call SSL_* once `closed`: the descriptor may already belong to another socket.
 struct Device::Session {
-  using Stream = asio::ssl::stream<asio::ip::tcp::socket>;
   struct Out {
     Frame frame;
     Priority priority;
     std::int64_t due_ms;
   };
-  Session(asio::any_io_executor ex, asio::ssl::context& tls)
-      : stream(asio::ip::tcp::socket(ex), tls), wake(ex), decoder(kMaxFrameBytes) {}
-  Stream stream;
+  struct SslFree {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
+  explicit Session(asio::any_io_executor ex) : socket(ex), wake(ex), decoder(kMaxFrameBytes) {}
+  asio::ip::tcp::socket socket;
+  std::unique_ptr<SSL, SslFree> ssl;
   asio::steady_timer wake;  // the writer sleeps on it
   std::deque<Out> out;
   FrameDecoder decoder;
@@ -103,7 +133,7 @@ struct Device::Session {
   void close() {
     closed = true;
     boost::system::error_code ignored;
-    stream.lowest_layer().close(ignored);
+    socket.close(ignored);
     wake.cancel();
   }
 };
@@ -261,7 +291,7 @@ void Device::hang_up() {
 
 void Device::start_session() {
   hang_up();
-  session_ = std::make_shared<Session>(env_.executor, *env_.tls);
+  session_ = std::make_shared<Session>(env_.executor);
   asio::co_spawn(env_.executor, run_session(session_), asio::detached);
 }
 
@@ -275,27 +305,52 @@ awaitable<void> Device::run_session(std::shared_ptr<Session> session) {
       why = "no coverage (drop-out)";
       throw std::runtime_error(why);
     }
-    SSL* ssl = session->stream.native_handle();
-    if (SSL_use_certificate(ssl, credentials_.cert.get()) != 1 ||
-        SSL_use_PrivateKey(ssl, credentials_.key.get()) != 1) {
-      why = "cannot use the handset certificate";
-      throw std::runtime_error(why);
-    }
-    session->stream.set_verify_callback(asio::ssl::host_name_verification(env_.host));
-    auto [cec, endpoint] = co_await asio::async_connect(session->stream.lowest_layer(),
-                                                        env_.endpoints,
+    auto [cec, endpoint] = co_await asio::async_connect(session->socket, env_.endpoints,
                                                         asio::as_tuple(use_awaitable));
     if (cec) {
       why = "cannot reach the hub: " + cec.message();
       throw std::runtime_error(why);
     }
+    if (session->closed) throw std::runtime_error("link closed");
     boost::system::error_code ignored;
-    session->stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
-    auto [hec] = co_await session->stream.async_handshake(asio::ssl::stream_base::client,
-                                                          asio::as_tuple(use_awaitable));
-    if (hec) {
-      why = "TLS handshake failed: " + hec.message();
+    session->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    session->socket.non_blocking(true, ignored);
+    session->ssl.reset(SSL_new(env_.tls->native_handle()));
+    SSL* ssl = session->ssl.get();
+    if (ssl == nullptr || SSL_use_certificate(ssl, credentials_.cert.get()) != 1 ||
+        SSL_use_PrivateKey(ssl, credentials_.key.get()) != 1 ||
+        SSL_set_fd(ssl, session->socket.native_handle()) != 1) {
+      why = "cannot use the handset certificate";
       throw std::runtime_error(why);
+    }
+    // The hub's certificate must name the host dialled (an IP address or a DNS name).
+    boost::system::error_code not_ip;
+    asio::ip::make_address(env_.host, not_ip);
+    const int named = not_ip ? SSL_set1_host(ssl, env_.host.c_str())
+                             : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), env_.host.c_str());
+    if (named != 1) {
+      why = "cannot check the hub's name " + env_.host;
+      throw std::runtime_error(why);
+    }
+    SSL_set_connect_state(ssl);
+    for (;;) {
+      if (session->closed) throw std::runtime_error("link closed");
+      ERR_clear_error();
+      const int r = SSL_do_handshake(ssl);
+      if (r == 1) break;
+      const int error = SSL_get_error(ssl, r);
+      if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+        why = "TLS handshake failed: " + ssl_failure(ssl, error);
+        throw std::runtime_error(why);
+      }
+      auto [wec] = co_await session->socket.async_wait(
+          error == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read
+                                       : asio::socket_base::wait_write,
+          asio::as_tuple(use_awaitable));
+      if (wec) {
+        why = "TLS handshake failed: " + wec.message();
+        throw std::runtime_error(why);
+      }
     }
     if (session->closed) throw std::runtime_error("link closed");
     was_up = true;
@@ -321,11 +376,26 @@ awaitable<void> Device::reader(std::shared_ptr<Session> session) {
       wait.expires_at(steady_at(stalled_until_));
       co_await wait.async_wait(asio::as_tuple(use_awaitable));
     }
-    auto [ec, n] = co_await session->stream.async_read_some(asio::buffer(buffer),
-                                                            asio::as_tuple(use_awaitable));
-    if (ec) {
+    if (session->closed) throw std::runtime_error("link closed");
+    ERR_clear_error();
+    std::size_t n = 0;
+    const int r = SSL_read_ex(session->ssl.get(), buffer.data(), buffer.size(), &n);
+    if (r != 1) {
+      const int error = SSL_get_error(session->ssl.get(), r);
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+        auto [ec] = co_await session->socket.async_wait(
+            error == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read
+                                         : asio::socket_base::wait_write,
+            asio::as_tuple(use_awaitable));
+        if (ec) {
+          session->close();
+          throw std::runtime_error("link lost: " + ec.message());
+        }
+        continue;
+      }
+      const std::string what = ssl_failure(session->ssl.get(), error);
       session->close();
-      throw std::runtime_error("link lost: " + ec.message());
+      throw std::runtime_error("link lost: " + what);
     }
     session->decoder.feed(buffer.data(), n);
     for (;;) {
@@ -357,7 +427,7 @@ awaitable<void> Device::reader(std::shared_ptr<Session> session) {
 
 awaitable<void> Device::writer(std::shared_ptr<Session> session) {
   std::vector<Session::Out> batch;
-  std::vector<asio::const_buffer> buffers;
+  std::string bytes;
   for (;;) {
     if (session->closed) throw std::runtime_error("link closed");
     if (session->out.empty()) {
@@ -379,13 +449,35 @@ awaitable<void> Device::writer(std::shared_ptr<Session> session) {
     std::stable_sort(batch.begin(), batch.end(), [](const Session::Out& a, const Session::Out& b) {
       return static_cast<int>(a.priority) < static_cast<int>(b.priority);
     });
-    buffers.clear();
-    for (const auto& o : batch) buffers.emplace_back(asio::buffer(*o.frame));
-    auto [ec, n] = co_await asio::async_write(session->stream, buffers, asio::as_tuple(use_awaitable));
-    if (ec) {
-      session->close();
-      throw std::runtime_error("link lost: " + ec.message());
+    bytes.clear();
+    for (const auto& o : batch) bytes.append(*o.frame);
+    batch.clear();
+    // SSL_write_ex writes it all or asks to be called again with the same bytes.
+    for (std::size_t done = 0; done < bytes.size();) {
+      if (session->closed) throw std::runtime_error("link closed");
+      ERR_clear_error();
+      std::size_t n = 0;
+      const int r = SSL_write_ex(session->ssl.get(), bytes.data() + done, bytes.size() - done, &n);
+      if (r == 1) {
+        done += n;
+        continue;
+      }
+      const int error = SSL_get_error(session->ssl.get(), r);
+      if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+        const std::string what = ssl_failure(session->ssl.get(), error);
+        session->close();
+        throw std::runtime_error("link lost: " + what);
+      }
+      auto [ec] = co_await session->socket.async_wait(
+          error == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read
+                                       : asio::socket_base::wait_write,
+          asio::as_tuple(use_awaitable));
+      if (ec) {
+        session->close();
+        throw std::runtime_error("link lost: " + ec.message());
+      }
     }
+    if (bytes.capacity() > 64 * 1024) std::string().swap(bytes);  // a photo request burst
   }
 }
 

@@ -39,12 +39,22 @@ std::string to_text(const Flash& flash) {
                        {"text", item.text},
                        {"status", item.status}});
   }
+  json gallery = json::array();
+  for (const GalleryHeld& g : flash.gallery) {
+    gallery.push_back({{"notice_id", g.notice_id},
+                       {"version", g.version},
+                       {"photo_sha256", g.photo_sha256},
+                       {"photo_size", g.photo_size},
+                       {"photo_ok", g.photo_ok}});
+  }
   json doc = {{"format", kFlashFormat},
               {"next_device_seq", flash.next_device_seq},
               {"resume_cursor", flash.resume_cursor},
               {"resume_cursor_other", flash.resume_cursor_other},
               {"gallery_version", flash.gallery_version},
-              {"pending", pending}};
+              {"pending", pending},
+              {"gallery", gallery},
+              {"gallery_unconfirmed", flash.gallery_unconfirmed}};
   return doc.dump() + "\n";
 }
 
@@ -77,6 +87,22 @@ std::optional<Flash> flash_from_text(const std::string& text, std::string* why) 
       item.status = entry.at("status").get<int>();
       if (item.id.empty()) return fail("pending: an item without an id");
       flash.pending.push_back(std::move(item));
+    }
+    // Written since the gallery came to the handset; older images have none.
+    if (doc.contains("gallery")) {
+      for (const json& entry : doc.at("gallery")) {
+        GalleryHeld g;
+        g.notice_id = entry.at("notice_id").get<std::int64_t>();
+        g.version = entry.at("version").get<std::uint64_t>();
+        g.photo_sha256 = entry.at("photo_sha256").get<std::string>();
+        g.photo_size = entry.at("photo_size").get<std::uint64_t>();
+        g.photo_ok = entry.at("photo_ok").get<bool>();
+        if (g.notice_id <= 0) return fail("gallery: an entry without a notice id");
+        flash.gallery.push_back(std::move(g));
+      }
+    }
+    if (doc.contains("gallery_unconfirmed")) {
+      flash.gallery_unconfirmed = doc.at("gallery_unconfirmed").get<std::vector<std::int64_t>>();
     }
   } catch (const json::exception& e) {
     return fail(std::string("missing or wrong field: ") + e.what());

@@ -2,7 +2,10 @@
 // highest store-and-forward sequence it has processed per lane (Hello.resume_cursor and
 // resume_cursor_other), and the offline
 // queue of panics, cancels and sightings not yet accepted by the hub (each with its original
-// time, so that a panic sent late still says when it was pressed).
+// time, so that a panic sent late still says when it was pressed), and the exclusion gallery it
+// holds: the gallery version, and per entry only what the handset must not forget (notice id,
+// version, photo SHA-256 and size, whether the photo is here and verified) plus the deletions
+// the hub has not yet acknowledged. Names, conditions and photo bytes are not flash's job.
 //
 // The handset logic (firmware-sim/handset.hpp) owns a Flash value and says when it changed;
 // the I/O glue writes it (firmware-sim/flash_file.hpp) and reads it back at power-on. The text form is JSON; reading refuses anything malformed with a reason.
@@ -29,6 +32,16 @@ struct PendingItem {
   bool operator==(const PendingItem&) const = default;
 };
 
+// One exclusion-gallery entry held (docs/protocol.md section 5.12).
+struct GalleryHeld {
+  std::int64_t notice_id = 0;
+  std::uint64_t version = 0;     // the gallery version that brought it (a sync's to_version)
+  std::string photo_sha256;      // empty: no photo
+  std::uint64_t photo_size = 0;
+  bool photo_ok = false;         // downloaded and its SHA-256 verified
+  bool operator==(const GalleryHeld&) const = default;
+};
+
 struct Flash {
   std::uint64_t next_device_seq = 1;
   // Highest Envelope.seq processed, per lane (docs/protocol.md section 5.11): the alert lane
@@ -38,6 +51,10 @@ struct Flash {
   std::uint64_t resume_cursor_other = 0;  // other lane: Hello.resume_cursor_other
   std::uint64_t gallery_version = 0;
   std::vector<PendingItem> pending;  // oldest first
+  std::vector<GalleryHeld> gallery;  // by notice id
+  // Entries deleted here whose GalleryRemoved the hub has not answered yet: sent again on the
+  // next connection.
+  std::vector<std::int64_t> gallery_unconfirmed;
   bool operator==(const Flash&) const = default;
 };
 

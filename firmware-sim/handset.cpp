@@ -2,6 +2,8 @@
 
 #include "core/envelope.hpp"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -12,6 +14,18 @@ namespace {
 constexpr std::size_t kSeenLimit = 512;       // unsequenced relays remembered for dedupe
 constexpr std::int64_t kBatteryTickMs = 60'000;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
+constexpr int kPhotoAttempts = 3;             // hash mismatches before a photo is given up
+constexpr std::uint64_t kPhotoPieceMax = 16 * 1024;  // PhotoChunk.data, at most
+
+std::string hex_of(const unsigned char* bytes, unsigned int n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned int i = 0; i < n; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+  return out;
+}
 
 bool is_responder(Role role) { return role == Role::cctv || role == Role::police; }
 
@@ -140,6 +154,7 @@ void Handset::drop(std::int64_t now, const std::string& why, bool hang_up, Actio
   }
   in_flight_.clear();
   retry_at_ = 0;
+  link_gone();
   link_ = LinkState::waiting;
   state_since_ = now;
   schedule_reconnect(now);
@@ -240,6 +255,7 @@ Actions Handset::power_off(std::int64_t now) {
   link_ = LinkState::off;
   state_since_ = now;
   in_flight_.clear();
+  link_gone();
   held_since_.reset();
   return out;
 }
@@ -437,6 +453,10 @@ Actions Handset::on_link_up(std::int64_t now) {
   h->add_capabilities("resume");
   h->set_resume_cursor(flash_.resume_cursor);
   h->set_resume_cursor_other(flash_.resume_cursor_other);
+  if (config_.gallery) {
+    h->add_capabilities("gallery");
+    h->set_gallery_version(flash_.gallery_version);
+  }
   h->set_software(config_.software);
   send(std::move(hello), out);
   last_tx_ = now;
@@ -587,6 +607,12 @@ Actions Handset::on_message(std::int64_t now, const v1::Envelope& envelope) {
       }
       event(out, Action::Event::link_online, {}, now);
       flush_queue(out);
+      if (config_.gallery) {
+        const auto& caps = envelope.welcome().capabilities();
+        photos_allowed_ = std::find(caps.begin(), caps.end(), "photos") != caps.end();
+        // Deletions the hub has not acknowledged yet (the link went before its Receipt).
+        for (const std::int64_t notice : flash_.gallery_unconfirmed) send_removed(notice, out);
+      }
       break;
     }
     case v1::Envelope::kError:
@@ -669,6 +695,19 @@ Actions Handset::on_message(std::int64_t now, const v1::Envelope& envelope) {
       break;
     }
     case v1::Envelope::kReceipt: {
+      if (auto removal = removals_sent_.find(envelope.receipt().in_reply_to());
+          removal != removals_sent_.end()) {
+        const std::int64_t notice = removal->second;
+        removals_sent_.erase(removal);
+        auto& unconfirmed = flash_.gallery_unconfirmed;
+        const auto it = std::find(unconfirmed.begin(), unconfirmed.end(), notice);
+        if (it == unconfirmed.end()) break;  // already confirmed by an earlier answer
+        unconfirmed.erase(it);
+        ++removals_confirmed_;
+        save(out);
+        event(out, Action::Event::gallery_remove_confirmed, std::to_string(notice), now);
+        break;
+      }
       auto found = in_flight_.find(envelope.receipt().in_reply_to());
       if (found == in_flight_.end()) break;
       const auto [kind, id] = found->second;
@@ -700,6 +739,14 @@ Actions Handset::on_message(std::int64_t now, const v1::Envelope& envelope) {
     case v1::Envelope::kCancel:
     case v1::Envelope::kSighting:
       handle_relayed(now, envelope, out);
+      break;
+    case v1::Envelope::kGallerySync:
+    case v1::Envelope::kGalleryEntry:
+    case v1::Envelope::kGalleryRemove:
+      if (config_.gallery) handle_gallery(now, envelope, out);
+      break;
+    case v1::Envelope::kPhotoChunk:
+      if (config_.gallery) handle_chunk(now, envelope, out);
       break;
     default:
       break;  // heartbeats; messages of capabilities this handset does not announce
@@ -784,6 +831,40 @@ void Handset::handle_relayed(std::int64_t now, const v1::Envelope& envelope, Act
 
 void Handset::handle_error(std::int64_t now, const v1::Envelope& envelope, Actions& out) {
   const auto& error = envelope.error();
+  if (auto request = photo_requests_.find(error.in_reply_to()); request != photo_requests_.end()) {
+    const std::string sha = request->second;
+    photo_requests_.erase(request);
+    if (!download_ || download_->sha256 != sha) return;
+    if (error.code() == v1::STORE_FAILED) {
+      download_->paused = true;  // the hub could not read it now: ask again on the next link
+      return;
+    }
+    // Not allowed or not there: give it up until the entry changes or the handset restarts.
+    photo_attempts_[sha] = kPhotoAttempts;
+    download_.reset();
+    Action a;
+    a.kind = Action::Kind::event;
+    a.event = Action::Event::photo_failed;
+    a.id = sha;
+    a.at = now;
+    a.text = "refused by the hub: " + error.message();
+    a.indication = indication_;
+    out.push_back(std::move(a));
+    next_photo(now, out);
+    return;
+  }
+  if (auto removal = removals_sent_.find(error.in_reply_to()); removal != removals_sent_.end()) {
+    const std::int64_t notice = removal->second;
+    removals_sent_.erase(removal);
+    if (error.code() != v1::STORE_FAILED) {
+      // The hub does not know the notice (its database was replaced): nothing to confirm.
+      auto& unconfirmed = flash_.gallery_unconfirmed;
+      unconfirmed.erase(std::remove(unconfirmed.begin(), unconfirmed.end(), notice),
+                        unconfirmed.end());
+      save(out);
+    }
+    return;  // STORE_FAILED: sent again on the next connection
+  }
   auto found = in_flight_.find(error.in_reply_to());
   if (found == in_flight_.end()) {
     Action a;
@@ -827,6 +908,259 @@ void Handset::handle_error(std::int64_t now, const v1::Envelope& envelope, Actio
            " refused: " + error.message();
   a.indication = indication_;
   out.push_back(std::move(a));
+}
+
+// ---- gallery and photos ----------------------------------------------------------------------
+
+void Handset::HashFree::operator()(evp_md_ctx_st* ctx) const { EVP_MD_CTX_free(ctx); }
+
+std::pair<std::string, std::uint64_t> Handset::photo_progress() const {
+  if (!download_) return {};
+  return {download_->sha256, download_->have};
+}
+
+void Handset::link_gone() {
+  gallery_syncing_ = false;
+  gallery_synced_ = false;
+  photos_allowed_ = false;
+  seen_in_sync_.clear();
+  photo_requests_.clear();
+  removals_sent_.clear();
+  if (download_) {
+    // What arrived is counted and hashed: the next link asks from there.
+    download_->requested = download_->have;
+    download_->paused = false;
+  }
+}
+
+void Handset::send_removed(std::int64_t notice_id, Actions& out) {
+  v1::Envelope removed;
+  removed.mutable_gallery_removed()->set_notice_id(notice_id);
+  removed.set_msg_id(next_msg_id());
+  removals_sent_[removed.msg_id()] = notice_id;
+  send(std::move(removed), out);
+}
+
+void Handset::forget_photo_if_unused(const std::string& sha256) {
+  if (sha256.empty() || !download_ || download_->sha256 != sha256) return;
+  for (const GalleryHeld& g : flash_.gallery) {
+    if (g.photo_sha256 == sha256) return;  // another entry still shows it
+  }
+  download_.reset();  // windows still on the way are ignored (no download of theirs)
+}
+
+void Handset::delete_entry(std::int64_t now, std::int64_t notice_id, const std::string& reason,
+                           Actions& out) {
+  auto& held = flash_.gallery;
+  auto it = std::find_if(held.begin(), held.end(),
+                         [&](const GalleryHeld& g) { return g.notice_id == notice_id; });
+  if (it == held.end()) return;  // not held: nothing to delete or confirm
+  const std::string sha = it->photo_sha256;
+  held.erase(it);
+  forget_photo_if_unused(sha);
+  if (std::find(flash_.gallery_unconfirmed.begin(), flash_.gallery_unconfirmed.end(),
+                notice_id) == flash_.gallery_unconfirmed.end()) {
+    flash_.gallery_unconfirmed.push_back(notice_id);
+  }
+  save(out);
+  if (link_ == LinkState::online) send_removed(notice_id, out);
+  Action a;
+  a.kind = Action::Kind::event;
+  a.event = Action::Event::gallery_removed;
+  a.id = std::to_string(notice_id);
+  a.at = now;
+  a.text = reason;
+  a.indication = indication_;
+  out.push_back(std::move(a));
+}
+
+void Handset::handle_gallery(std::int64_t now, const v1::Envelope& envelope, Actions& out) {
+  switch (envelope.body_case()) {
+    case v1::Envelope::kGallerySync: {
+      const auto& sync = envelope.gallery_sync();
+      if (!sync.done()) {
+        gallery_syncing_ = true;
+        gallery_reset_ = sync.reset();
+        seen_in_sync_.clear();
+        return;
+      }
+      if (gallery_syncing_ && gallery_reset_) {
+        // The hub did not know this handset's version: what it did not send is gone.
+        std::vector<std::int64_t> stale;
+        for (const GalleryHeld& g : flash_.gallery) {
+          if (!seen_in_sync_.contains(g.notice_id)) stale.push_back(g.notice_id);
+        }
+        for (const std::int64_t id : stale) delete_entry(now, id, "not in the gallery", out);
+      }
+      for (GalleryHeld& g : flash_.gallery) {
+        if (g.version == 0) g.version = sync.to_version();
+      }
+      flash_.gallery_version = sync.to_version();
+      gallery_syncing_ = false;
+      gallery_synced_ = true;
+      seen_in_sync_.clear();
+      save(out);
+      event(out, Action::Event::gallery_synced, {}, now,
+            static_cast<std::uint32_t>(flash_.gallery.size()), sync.reset());
+      next_photo(now, out);
+      return;
+    }
+    case v1::Envelope::kGalleryEntry: {
+      const auto& entry = envelope.gallery_entry();
+      if (entry.notice_id() <= 0) return;
+      seen_in_sync_.insert(entry.notice_id());
+      auto& held = flash_.gallery;
+      auto it = std::find_if(held.begin(), held.end(), [&](const GalleryHeld& g) {
+        return g.notice_id == entry.notice_id();
+      });
+      const bool added = it == held.end();
+      if (added) {
+        GalleryHeld g;
+        g.notice_id = entry.notice_id();
+        it = held.insert(std::upper_bound(held.begin(), held.end(), g,
+                                          [](const GalleryHeld& a, const GalleryHeld& b) {
+                                            return a.notice_id < b.notice_id;
+                                          }),
+                         g);
+      }
+      GalleryHeld& g = *it;
+      g.version = entry.version();  // 0 inside a sync: the sync's to_version at its end
+      if (added || g.photo_sha256 != entry.photo_sha256() || g.photo_size != entry.photo_size()) {
+        const std::string old = g.photo_sha256;
+        g.photo_sha256 = entry.photo_sha256();
+        g.photo_size = entry.photo_size();
+        g.photo_ok = false;
+        // Another entry may show the same photo, already here.
+        for (const GalleryHeld& other : held) {
+          if (other.notice_id != g.notice_id && other.photo_ok &&
+              other.photo_sha256 == g.photo_sha256 && !g.photo_sha256.empty()) {
+            g.photo_ok = true;
+          }
+        }
+        forget_photo_if_unused(old);
+      }
+      if (entry.version() != 0) flash_.gallery_version = entry.version();
+      save(out);
+      Action a;
+      a.kind = Action::Kind::event;
+      a.event = Action::Event::gallery_entry;
+      a.id = std::to_string(entry.notice_id());
+      a.at = now;
+      a.flag = added;
+      a.message = envelope;
+      a.indication = indication_;
+      out.push_back(std::move(a));
+      if (entry.version() != 0) next_photo(now, out);  // a live change: fetch its photo now
+      return;
+    }
+    case v1::Envelope::kGalleryRemove: {
+      const auto& remove = envelope.gallery_remove();
+      delete_entry(now, remove.notice_id(), remove.reason(), out);
+      if (remove.version() != 0) {
+        flash_.gallery_version = remove.version();
+        save(out);
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void Handset::next_photo(std::int64_t now, Actions& out) {
+  (void)now;
+  if (link_ != LinkState::online || !photos_allowed_ || !gallery_synced_) return;
+  if (!download_) {
+    for (const GalleryHeld& g : flash_.gallery) {
+      if (g.photo_sha256.empty() || g.photo_ok || g.photo_size == 0) continue;
+      if (photo_attempts_[g.photo_sha256] >= kPhotoAttempts) continue;
+      Download d;
+      d.sha256 = g.photo_sha256;
+      d.size = g.photo_size;
+      d.hash.reset(EVP_MD_CTX_new());
+      if (!d.hash || EVP_DigestInit_ex(d.hash.get(), EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("OpenSSL cannot start a SHA-256");
+      }
+      download_ = std::move(d);
+      break;
+    }
+  }
+  ask_photo(out);
+}
+
+void Handset::ask_photo(Actions& out) {
+  if (!download_ || download_->paused || link_ != LinkState::online) return;
+  Download& d = *download_;
+  const std::uint64_t window = config_.photo_window_bytes;
+  // Two windows ahead of what is held keep the link busy without queueing a whole photo.
+  while (d.requested < d.size && d.requested - d.have < 2 * window) {
+    v1::Envelope request;
+    auto* r = request.mutable_photo_request();
+    r->set_sha256(d.sha256);
+    r->set_offset(d.requested);
+    r->set_max_bytes(static_cast<std::uint32_t>(window));
+    request.set_msg_id(next_msg_id());
+    photo_requests_[request.msg_id()] = d.sha256;
+    send(std::move(request), out);
+    d.requested = std::min<std::uint64_t>(d.size, d.requested + window);
+  }
+}
+
+void Handset::handle_chunk(std::int64_t now, const v1::Envelope& envelope, Actions& out) {
+  const auto& chunk = envelope.photo_chunk();
+  if (!download_ || download_->sha256 != chunk.sha256()) return;  // an abandoned download's
+  Download& d = *download_;
+  const std::string& data = chunk.data();
+  if (chunk.offset() != d.have || data.empty() || data.size() > kPhotoPieceMax ||
+      chunk.total_size() != d.size || d.have + data.size() > d.size) {
+    // A piece out of place ends the attempt; the next link resumes from what is held.
+    drop(now,
+         "photo " + d.sha256.substr(0, 12) + ": piece at " + std::to_string(chunk.offset()) +
+             " where " + std::to_string(d.have) + " was expected",
+         true, out);
+    return;
+  }
+  if (EVP_DigestUpdate(d.hash.get(), data.data(), data.size()) != 1) {
+    throw std::runtime_error("OpenSSL SHA-256 update failed");
+  }
+  if (config_.keep_photo_bytes) d.bytes.append(data);
+  if (d.mime.empty()) d.mime = chunk.mime();
+  d.have += data.size();
+  photo_bytes_ += data.size();
+  if (d.have < d.size) {
+    ask_photo(out);
+    return;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(d.hash.get(), digest, &n) != 1) {
+    throw std::runtime_error("OpenSSL SHA-256 final failed");
+  }
+  Action a;
+  a.kind = Action::Kind::event;
+  a.id = d.sha256;
+  a.at = now;
+  a.count = static_cast<std::uint32_t>(d.size);
+  a.text = d.mime;
+  if (hex_of(digest, n) == d.sha256) {
+    for (GalleryHeld& g : flash_.gallery) {
+      if (g.photo_sha256 == d.sha256) g.photo_ok = true;
+    }
+    save(out);
+    a.event = Action::Event::photo_complete;
+    a.data = std::move(d.bytes);
+  } else {
+    // Deleted; the next attempt starts again from zero.
+    ++photo_hash_failures_;
+    ++photo_attempts_[d.sha256];
+    a.event = Action::Event::photo_failed;
+    a.flag = true;
+    a.text = "the bytes received do not match the SHA-256; deleted";
+  }
+  download_.reset();
+  a.indication = indication_;
+  out.push_back(std::move(a));
+  next_photo(now, out);
 }
 
 }  // namespace saferlink::sim

@@ -36,6 +36,21 @@
 //           cursor (flash) and are raised as events; a panic is answered DELIVERED and, for a
 //           responder configured to, ACKNOWLEDGED after ack_after_ms.
 //
+//   Gallery (config.gallery; docs/protocol.md sections 5.12 and 5.13): Hello lists "gallery"
+//           with the version in flash. GallerySync(begin) .. GalleryEntry / GalleryRemove ..
+//           GallerySync(done): entries replace what is held under their notice id; a reset
+//           sync drops every entry it did not send; done saves to_version. A live change
+//           (version > 0) saves its version at once. A GalleryRemove of an entry held deletes
+//           it (and its photo) and is answered GalleryRemoved once; the notice stays in flash
+//           (gallery_unconfirmed) until the hub's Receipt, sent again on each connection.
+//   Photos: after a sync, one download at a time, entries in notice order: PhotoRequest
+//           windows (two ahead of what is held); each PhotoChunk must be the next byte needed
+//           (a piece out of place hangs up: the next link resumes); the SHA-256 runs
+//           incrementally (EVP) and is checked at total_size: a match marks the entry's photo
+//           verified (flash), a mismatch starts again from zero (at most kPhotoAttempts per
+//           power-on). A lost link keeps the bytes counted and the hash state: the next link
+//           asks from there. The bytes themselves are kept only with keep_photo_bytes.
+//
 //   Battery: drains with time (more when the signal is weak) and with every frame; a low
 //           battery event at low_battery_percent; at 0 % the link is dropped and not dialled
 //           until charged. Heartbeats report the percentage.
@@ -50,12 +65,15 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace saferlink::sim {
 
@@ -98,6 +116,10 @@ struct HandsetConfig {
   double weak_signal_drain_per_hour = 2.0;
   double drain_per_frame = 0.0005;
   double low_battery_percent = 15.0;
+  bool gallery = false;                  // announce "gallery": hold the exclusion gallery
+  bool keep_photo_bytes = false;         // keep downloaded photos' bytes (photo_complete
+                                         // carries them); else only count and hash them
+  std::uint32_t photo_window_bytes = 256 * 1024;  // PhotoRequest.max_bytes
   std::uint64_t seed = 1;                // backoff jitter
   std::string software = "saferlink-sim 0.1.0";
 };
@@ -132,12 +154,22 @@ struct Action {
     low_battery,
     battery_empty,
     hub_error,         // an Error from the hub that is not about a queued item: text
+    gallery_entry,     // an entry added (flag) or changed: id (notice id), message
+    gallery_removed,   // an entry deleted (and GalleryRemoved sent): id (notice id), text
+                       // (reason)
+    gallery_remove_confirmed,  // the hub recorded the deletion: id (notice id)
+    gallery_synced,    // GallerySync done: count (entries held), flag (reset)
+    photo_complete,    // a photo downloaded and verified: id (sha256), count (bytes), text
+                       // (mime), data (the bytes, with keep_photo_bytes)
+    photo_failed,      // the bytes did not match the SHA-256 (flag), or the hub refused: id,
+                       // text
   };
   Kind kind = Kind::event;
   Event event = Event::none;
   v1::Envelope message;  // send: the frame; some events: the message concerned
   std::string id;
   std::string text;
+  std::string data;  // photo_complete: the bytes (keep_photo_bytes)
   std::int64_t at = 0;
   std::uint32_t count = 0;
   bool flag = false;
@@ -188,6 +220,12 @@ class Handset {
   std::uint32_t backoff_attempt() const { return backoff_.attempt(); }
   std::int64_t reconnect_at() const { return reconnect_at_; }
   std::size_t duplicates_seen() const { return duplicates_; }
+  const std::vector<GalleryHeld>& gallery() const { return flash_.gallery; }
+  std::uint64_t photo_bytes_received() const { return photo_bytes_; }
+  std::uint64_t photo_hash_failures() const { return photo_hash_failures_; }
+  std::uint64_t gallery_removals_confirmed() const { return removals_confirmed_; }
+  // The photo download in progress: its SHA-256 and the bytes held (empty: none).
+  std::pair<std::string, std::uint64_t> photo_progress() const;
 
  private:
   struct OwnAlert {
@@ -225,6 +263,29 @@ class Handset {
   void check_battery(std::int64_t now, Actions& out);
   void handle_relayed(std::int64_t now, const v1::Envelope& envelope, Actions& out);
   void handle_error(std::int64_t now, const v1::Envelope& envelope, Actions& out);
+  // Gallery and photos.
+  struct HashFree {
+    void operator()(evp_md_ctx_st* ctx) const;
+  };
+  struct Download {
+    std::string sha256;
+    std::uint64_t size = 0;
+    std::uint64_t have = 0;       // bytes received and hashed (kept across links)
+    std::uint64_t requested = 0;  // asked for on this link
+    bool paused = false;          // the hub refused a window: wait for the next link
+    std::string mime;
+    std::string bytes;            // keep_photo_bytes
+    std::unique_ptr<evp_md_ctx_st, HashFree> hash;
+  };
+  void handle_gallery(std::int64_t now, const v1::Envelope& envelope, Actions& out);
+  void delete_entry(std::int64_t now, std::int64_t notice_id, const std::string& reason,
+                    Actions& out);
+  void send_removed(std::int64_t notice_id, Actions& out);
+  void forget_photo_if_unused(const std::string& sha256);
+  void next_photo(std::int64_t now, Actions& out);
+  void ask_photo(Actions& out);
+  void handle_chunk(std::int64_t now, const v1::Envelope& envelope, Actions& out);
+  void link_gone();
 
   HandsetConfig config_;
   Flash flash_;
@@ -251,6 +312,19 @@ class Handset {
   bool low_reported_ = false;
   int signal_ = 5;
   std::int64_t battery_at_ = 0;     // when drain was last applied
+  // Gallery (config_.gallery). Per link: the sync in progress, photo requests, removals sent.
+  bool gallery_syncing_ = false;
+  bool gallery_reset_ = false;
+  bool gallery_synced_ = false;     // a sync completed on this link: photos may be fetched
+  bool photos_allowed_ = false;     // Welcome listed "photos"
+  std::set<std::int64_t> seen_in_sync_;
+  std::map<std::uint64_t, std::string> photo_requests_;    // msg_id -> sha256
+  std::map<std::uint64_t, std::int64_t> removals_sent_;    // msg_id -> notice id
+  std::optional<Download> download_;
+  std::map<std::string, int> photo_attempts_;  // failed attempts per sha256 (this power-on)
+  std::uint64_t photo_bytes_ = 0;
+  std::uint64_t photo_hash_failures_ = 0;
+  std::uint64_t removals_confirmed_ = 0;
 };
 
 }  // namespace saferlink::sim

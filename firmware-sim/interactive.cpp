@@ -18,7 +18,10 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
 #include <thread>
 
 namespace saferlink::sim {
@@ -63,9 +66,55 @@ std::string clock_text(std::int64_t ms) {
   return buf;
 }
 
+std::string extension_of(const std::string& mime) {
+  if (mime == "image/png") return ".png";
+  if (mime == "image/webp") return ".webp";
+  return ".jpg";
+}
+
+// The gallery's photos beside the flash file (ID.flash -> ID.photos/SHA256.ext): written once
+// verified, deleted once no entry held shows them.
+struct PhotoFolder {
+  std::filesystem::path dir;
+
+  void save(const std::string& sha256, const std::string& mime, const std::string& bytes) const {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    const auto path = dir / (sha256 + extension_of(mime));
+    const auto tmp = dir / (sha256 + ".tmp");
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) throw std::runtime_error("cannot write " + path.string() + ": " + ec.message());
+  }
+  bool has(const std::string& sha256) const {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().stem() == sha256 && entry.path().extension() != ".tmp") return true;
+    }
+    return false;
+  }
+  // Deletes every photo that no entry held shows.
+  void prune(const std::vector<GalleryHeld>& held) const {
+    std::set<std::string> wanted;
+    for (const auto& g : held) wanted.insert(g.photo_sha256);
+    std::error_code ec;
+    std::vector<std::filesystem::path> stale;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (!wanted.contains(entry.path().stem().string())) stale.push_back(entry.path());
+    }
+    for (const auto& path : stale) std::filesystem::remove(path, ec);
+  }
+};
+
 struct Printer : DeviceObserver {
   bool json = false;
   std::string last_alert;
+  PhotoFolder photos;
+  std::map<std::int64_t, std::string> entries;  // notice id -> what the screen shows
 
   void status(const Device& device, const std::string& what) {
     const Handset& h = device.handset();
@@ -121,6 +170,31 @@ struct Printer : DeviceObserver {
       case E::low_battery: what = "LOW BATTERY"; break;
       case E::battery_empty: what = "battery empty: radio off"; break;
       case E::hub_error: what = "hub: " + e.text; break;
+      case E::gallery_entry:
+        entries[e.message.gallery_entry().notice_id()] = describe(e.message);
+        what = std::string(e.flag ? "gallery: added " : "gallery: changed ") + describe(e.message);
+        break;
+      case E::gallery_removed:
+        entries.erase(std::stoll(e.id));
+        photos.prune(device.handset().gallery());
+        what = "gallery: deleted notice " + e.id + " and its photo (" + e.text + ")";
+        break;
+      case E::gallery_remove_confirmed: what = "gallery: the hub recorded the deletion of notice " + e.id; break;
+      case E::gallery_synced:
+        photos.prune(device.handset().gallery());
+        what = "gallery: synced, " + std::to_string(e.count) + " entries (version " +
+               std::to_string(device.handset().flash().gallery_version) + ")";
+        break;
+      case E::photo_complete:
+        what = "gallery: photo " + e.id.substr(0, 12) + " verified (" + std::to_string(e.count) +
+               " bytes), saved in " + photos.dir.string();
+        try {
+          photos.save(e.id, e.text, e.data);
+        } catch (const std::exception& error) {
+          what = "gallery: photo " + e.id.substr(0, 12) + " verified but not saved: " + error.what();
+        }
+        break;
+      case E::photo_failed: what = "gallery: photo " + e.id.substr(0, 12) + " failed: " + e.text; break;
       case E::none: return;
     }
     status(device, what);
@@ -144,12 +218,16 @@ int run_interactive(const InteractiveOptions& options) {
   config.hold_ms = static_cast<std::int64_t>(options.hold_s * 1000);
   config.panic_status = 1;
   config.seed = static_cast<std::uint64_t>(now_ms());
+  config.gallery = true;  // the exclusion gallery, its photos kept beside the flash file
+  config.keep_photo_bytes = true;
   LinkProfile link;
   link.latency_ms = options.latency_ms;
   link.jitter_ms = options.jitter_ms;
 
   Printer printer;
   printer.json = options.json;
+  printer.photos.dir = options.flash;
+  printer.photos.dir.replace_extension(".photos");
   std::shared_ptr<Device> device;
   auto make_device = [&] {
     std::error_code ec;
@@ -157,6 +235,10 @@ int run_interactive(const InteractiveOptions& options) {
     Flash flash = read_flash_file(options.flash);
     // A new handset numbers its panics from the clock: ids never repeat an earlier flash's.
     if (fresh) flash.next_device_seq = static_cast<std::uint64_t>(now_ms());
+    // A photo flash says is here but the folder lost is fetched again.
+    for (GalleryHeld& g : flash.gallery) {
+      if (g.photo_ok && !printer.photos.has(g.photo_sha256)) g.photo_ok = false;
+    }
     Credentials copy = read_credentials(files.cert, files.key);
     device = std::make_shared<Device>(env, std::move(copy), config, std::move(flash), link,
                                       &printer, 0, options.flash);
@@ -167,7 +249,8 @@ int run_interactive(const InteractiveOptions& options) {
               << identity->town << "), flash " << options.flash.string() << "\n"
               << "keys: p panic (long press)  k knock  d/u button down/up  s sighting  "
                  "a acknowledge  e en route\n"
-              << "      b battery -10%  c charge  0-5 signal  l link down/up  o power cycle  q quit"
+              << "      b battery -10%  c charge  0-5 signal  l link down/up  o power cycle  "
+                 "g gallery  q quit"
               << std::endl;
   }
   device->power_on();
@@ -228,6 +311,21 @@ int run_interactive(const InteractiveOptions& options) {
                                     std::to_string(device->handset().flash().pending.size()) +
                                     " queued)");
         break;
+      case 'g': {
+        const Handset& h = device->handset();
+        printer.status(*device, "gallery version " + std::to_string(h.flash().gallery_version) +
+                                    ", " + std::to_string(h.gallery().size()) + " entries");
+        for (const GalleryHeld& g : h.gallery()) {
+          auto known = printer.entries.find(g.notice_id);
+          std::cout << "  " << (known != printer.entries.end()
+                                    ? known->second
+                                    : "notice " + std::to_string(g.notice_id))
+                    << (g.photo_sha256.empty() ? "" : g.photo_ok ? "  [photo here]"
+                                                                 : "  [photo not yet here]")
+                    << std::endl;
+        }
+        break;
+      }
       case 'q': io.stop(); break;
       default:
         if (key >= '0' && key <= '5') device->set_signal(key - '0');

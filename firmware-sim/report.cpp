@@ -73,6 +73,15 @@ std::string to_json(const Report& r) {
         {"outage_recovery_s", r.outage_recovery_s},
         {"dropouts", r.dropouts},
         {"stalls", r.stalls}}},
+      {"gallery",
+       {{"handsets", r.gallery_handsets},
+        {"synced", r.gallery_synced},
+        {"entries_held", r.gallery_entries},
+        {"removals", r.gallery_removals},
+        {"removals_confirmed", r.gallery_removals_confirmed},
+        {"photos_complete", r.photos_complete},
+        {"photo_bytes", r.photo_bytes},
+        {"photo_hash_failures", r.photo_hash_failures}}},
       {"low_battery", r.low_battery},
       {"hub_errors", r.hub_errors},
       {"memory",
@@ -104,6 +113,12 @@ std::string to_table(const Report& r) {
       << " deliveries received by swarm handsets; " << r.acknowledged << " acknowledged\n";
   out << "sightings: " << r.sightings_sent << " sent, " << r.sightings_accepted << " accepted, "
       << r.sightings_received << " received\n";
+  if (r.gallery_handsets > 0) {
+    out << "gallery:  " << r.gallery_synced << " of " << r.gallery_handsets << " handsets synced, "
+        << r.gallery_entries << " entries held, " << r.gallery_removals << " deleted ("
+        << r.gallery_removals_confirmed << " confirmed), " << r.photos_complete << " photos ("
+        << r.photo_bytes << " bytes), HASH FAILURES " << r.photo_hash_failures << "\n";
+  }
   out << "latency (ms)                      count       p50       p90       p99     p99.9       max\n";
   out << latency_row("press -> accepted", r.accept_latency_us);
   out << latency_row("press -> delivered to last", r.delivered_latency_us);

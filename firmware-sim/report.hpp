@@ -51,6 +51,16 @@ struct Report {
   std::uint64_t sightings_accepted = 0;
   std::uint64_t sightings_received = 0;
 
+  // The exclusion gallery (handsets with the gallery on).
+  std::uint64_t gallery_handsets = 0;         // handsets that hold a gallery
+  std::uint64_t gallery_synced = 0;           // of those, synced at least once
+  std::uint64_t gallery_entries = 0;          // entries held at the end, over all handsets
+  std::uint64_t gallery_removals = 0;         // entries deleted on the hub's command
+  std::uint64_t gallery_removals_confirmed = 0;  // deletions the hub acknowledged
+  std::uint64_t photos_complete = 0;          // photos downloaded and verified
+  std::uint64_t photo_bytes = 0;              // photo bytes received
+  std::uint64_t photo_hash_failures = 0;      // photos whose bytes did not match (must be 0)
+
   // Other.
   std::uint64_t low_battery = 0;
   std::uint64_t hub_errors = 0;

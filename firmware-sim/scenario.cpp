@@ -60,6 +60,15 @@ class Reader {
     return *value;
   }
 
+  std::optional<bool> flag(const toml::table& table, const std::string& where,
+                           std::string_view key) const {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return std::nullopt;
+    auto value = node->value_exact<bool>();
+    if (!value) fail(where + std::string(key), "must be true or false");
+    return *value;
+  }
+
   std::vector<std::string> strings(const toml::table& table, const std::string& where,
                                    std::string_view key) const {
     const toml::node* node = table.get(key);
@@ -159,7 +168,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source,
   // Defaults for every group.
   Group defaults;
   if (const toml::table* h = r.table(root, "", "handset")) {
-    r.only(*h, "handset.", {"hold_s", "ack_after_s", "panic_status", "member"});
+    r.only(*h, "handset.", {"hold_s", "ack_after_s", "panic_status", "member", "gallery"});
+    defaults.gallery = r.flag(*h, "handset.", "gallery");
     defaults.hold_s = r.number(*h, "handset.", "hold_s", defaults.hold_s, 0, 60);
     defaults.ack_after_s = r.number(*h, "handset.", "ack_after_s", defaults.ack_after_s, -1, 3600);
     if (h->contains("panic_status")) {
@@ -185,7 +195,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source,
     r.only(*t, where,
            {"town", "towns", "role", "ids", "count", "member", "panics_per_hour",
             "sightings_per_hour", "ack_after_s", "hold_s", "panic_status", "link",
-            "cancel_percent"});
+            "cancel_percent", "gallery"});
     Group g = defaults;
     const std::string role_text = r.text(*t, where, "role", "");
     auto role = parse_role(role_text);
@@ -237,6 +247,9 @@ Scenario parse_scenario(const std::string& text, const std::string& source,
     if (const toml::table* l = r.table(*t, where, "link")) {
       g.link = read_link(r, *l, where + "link.", g.link);
     }
+    if (auto gallery = r.flag(*t, where, "gallery")) g.gallery = gallery;
+    // Shops carry the exclusion gallery unless told otherwise; other roles only when asked.
+    if (!g.gallery) g.gallery = g.role == Role::shop;
     for (const std::string& town : group_towns) {
       Group expanded = g;
       expanded.town = town;

@@ -49,6 +49,8 @@ struct Group {
   double ack_after_s = -1;          // CCTV and police: acknowledge after this (< 0: never)
   double hold_s = 1.5;              // panic button hold
   int panic_status = 2;             // v1::AlertStatusKind: 1 actual, 2 exercise, 3 test
+  std::optional<bool> gallery;      // hold the exclusion gallery (parsed: set; default true
+                                    // for shops, false for other roles)
   LinkProfile link;
 };
 

@@ -3,6 +3,8 @@
 #include "firmware-sim/describe.hpp"
 #include "core/envelope.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,6 +102,10 @@ Swarm::Swarm(SwarmOptions options, Scenario scenario)
       config.ack_after_ms =
           group.ack_after_s < 0 ? -1 : static_cast<std::int64_t>(group.ack_after_s * 1000);
       config.panic_status = group.panic_status;
+      config.gallery = group.gallery.value_or(role == Role::shop);
+      // Photos are counted and hashed, not kept: ten thousand handsets share one process.
+      config.keep_photo_bytes = false;
+      if (config.gallery) ++report_.gallery_handsets;
       config.seed = scenario_.seed * 1'000'003 + devices_.size() + 1;
       // A fresh flash numbers its panics from the clock, so that a new run's alert ids are not
       // taken for retries of an earlier run's (the hub would answer duplicate, not relay).
@@ -175,6 +181,12 @@ Report Swarm::run() {
   check(false);
   io_.run();
   return report_;
+}
+
+void Swarm::request_stop() {
+  asio::post(io_, [this] {
+    if (!done_) finish();
+  });
 }
 
 void Swarm::pump() {
@@ -269,6 +281,13 @@ void Swarm::finish() {
     if (evidence.size() < trace.recipients) r.lost_in_relay += trace.recipients - evidence.size();
   }
   r.lost = r.lost_unaccepted + r.lost_in_relay;
+  for (const auto& device : devices_) {
+    const Handset& h = device->handset();
+    r.gallery_entries += h.gallery().size();
+    r.gallery_removals_confirmed += h.gallery_removals_confirmed();
+    r.photo_bytes += h.photo_bytes_received();
+    r.photo_hash_failures += h.photo_hash_failures();
+  }
   if (first_online_ > 0) {
     const double span_s =
         static_cast<double>(first_online_last_us_ -
@@ -310,6 +329,22 @@ void Swarm::log_event(Device& device, const Action& event) {
       break;
     case Action::Event::link_online:
       line = "on air";
+      break;
+    case Action::Event::gallery_entry:
+      line = (event.flag ? "gallery: added " : "gallery: changed ") + describe(event.message);
+      break;
+    case Action::Event::gallery_removed:
+      line = "gallery: deleted notice " + event.id + " (" + event.text + ")";
+      break;
+    case Action::Event::gallery_remove_confirmed:
+      line = "gallery: the hub recorded the deletion of notice " + event.id;
+      break;
+    case Action::Event::photo_complete:
+      line = "gallery: photo " + event.id.substr(0, 12) + " verified (" +
+             std::to_string(event.count) + " bytes)";
+      break;
+    case Action::Event::photo_failed:
+      line = "gallery: photo " + event.id.substr(0, 12) + " failed: " + event.text;
       break;
     case Action::Event::link_lost:
       line = "off air: " + event.text;
@@ -432,6 +467,18 @@ void Swarm::on_event(Device& device, const Action& event) {
       }
       break;
     }
+    case Action::Event::gallery_synced:
+      if ((link_flags_[device.index()] & kGallerySynced) == 0) {
+        link_flags_[device.index()] |= kGallerySynced;
+        ++r.gallery_synced;
+      }
+      break;
+    case Action::Event::gallery_removed:
+      ++r.gallery_removals;
+      break;
+    case Action::Event::photo_complete:
+      ++r.photos_complete;
+      break;
     case Action::Event::low_battery:
       ++r.low_battery;
       break;
@@ -441,6 +488,7 @@ void Swarm::on_event(Device& device, const Action& event) {
     default:
       break;
   }
+  if (options_.observer) options_.observer(device, event);
 }
 
 }  // namespace saferlink::sim

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,6 +42,9 @@ struct SwarmOptions {
   std::optional<double> duration_s;       // overrides the scenario's
   std::optional<std::filesystem::path> log_dir;  // each handset's received events, DIR/ID.log
   bool quiet = true;                      // no progress lines on stderr
+  // Told about every handset event after the swarm counted it, on the swarm's thread (tests
+  // use it to act on the hub at the right moment).
+  std::function<void(const Device&, const Action&)> observer;
 };
 
 class Swarm : public DeviceObserver {
@@ -52,6 +56,8 @@ class Swarm : public DeviceObserver {
 
   // Runs the scenario to the end and returns the report.
   Report run();
+  // Ends the run now, as if the drain were over. Any thread may call it.
+  void request_stop();
 
   // What happened to one of the swarm's own panics (for tests).
   struct AlertTrace {
@@ -94,6 +100,7 @@ class Swarm : public DeviceObserver {
   std::vector<const Group*> group_of_;
   static constexpr std::uint8_t kEverOnline = 1;
   static constexpr std::uint8_t kOnline = 2;
+  static constexpr std::uint8_t kGallerySynced = 4;
   std::vector<std::uint8_t> link_flags_;  // per device
   std::priority_queue<Scheduled, std::vector<Scheduled>, std::greater<>> jobs_;
   boost::asio::steady_timer jobs_timer_;

@@ -108,3 +108,38 @@ TEST_CASE("the example scenarios parse") {
   CHECK(seen >= 3);
   CHECK(load_scenario(dir / "hub-restart-10k.toml", default_towns()).handsets() == 10'000);
 }
+
+TEST_CASE("the gallery is on for shops by default and can be set per group or for all") {
+  Scenario s = parse(R"(
+name = "g"
+[[group]]
+town = "chatham"
+role = "shop"
+count = 1
+[[group]]
+town = "all"
+role = "cctv"
+count = 1
+[[group]]
+town = "strood"
+role = "shop"
+count = 1
+gallery = false
+)");
+  REQUIRE(s.groups.size() == 3);
+  CHECK(s.groups[0].gallery == true);
+  CHECK(s.groups[1].gallery == false);
+  CHECK(s.groups[2].gallery == false);
+  Scenario all = parse(R"(
+name = "g"
+[handset]
+gallery = true
+[[group]]
+town = "all"
+role = "police"
+count = 1
+)");
+  CHECK(all.groups[0].gallery == true);
+  CHECK(error_of(std::string(kMinimal) + "gallery = \"yes\"\n") ==
+        "s.toml: group[1].gallery: must be true or false");
+}
