@@ -147,6 +147,35 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
                               .dump(),
                           version, keep);
   }
+  if (target == "/api/handsets") {
+    // Handsets on air: for the control room and coordinators, not for shops.
+    if (who.role == Role::shop) {
+      co_return error_answer(http::status::forbidden,
+                             "the handsets on air are for CCTV, police and coordinators",
+                             version, keep);
+    }
+    if (request.method() != http::verb::get) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    json list = json::array();
+    const auto rows = co_await hub.on_air();
+    for (const auto& row : rows) {
+      // Police of one town see their town's handsets (and all-town ones); others see all.
+      if (who.role == Role::police && !who.all_towns() && row.town != who.town &&
+          row.town != kAllTowns) {
+        continue;
+      }
+      list.push_back({{"device_id", row.device_id},
+                      {"role", std::string(to_string(row.role))},
+                      {"town", row.town},
+                      {"member", row.member},
+                      {"connected_at_ms", row.connected_at_ms},
+                      {"last_heard_ms", row.last_heard_ms},
+                      {"battery_percent", row.battery_percent}});
+    }
+    co_return json_answer(http::status::ok, json{{"now_ms", now_ms()}, {"handsets", list}}.dump(),
+                          version, keep);
+  }
   constexpr std::string_view kCoord = "/api/coord/";
   if (target.starts_with(kCoord)) {
     if (who.role != Role::coordinator) {

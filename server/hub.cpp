@@ -320,6 +320,34 @@ awaitable<Hub::QueueDepths> Hub::queue_depths() {
       use_awaitable);
 }
 
+awaitable<std::vector<Hub::OnAir>> Hub::on_air() {
+  co_return co_await asio::co_spawn(
+      strand_,
+      [this]() -> awaitable<std::vector<OnAir>> {
+        std::vector<OnAir> out;
+        out.reserve(sessions_.size());
+        for (const auto& [id, s] : sessions_) {
+          out.push_back(OnAir{s.identity.id, s.identity.role, s.identity.town,
+                              s.identity.member, s.connected_at_ms, s.last_heard_ms,
+                              s.battery_percent});
+        }
+        std::sort(out.begin(), out.end(), [](const OnAir& a, const OnAir& b) {
+          return std::tie(a.town, a.device_id) < std::tie(b.town, b.device_id);
+        });
+        co_return out;
+      },
+      use_awaitable);
+}
+
+void Hub::on_heartbeat(std::uint64_t session_id, std::uint32_t battery_percent) {
+  asio::post(strand_, [this, session_id, battery_percent, at = now_ms()] {
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return;
+    it->second.last_heard_ms = at;
+    if (battery_percent > 0 && battery_percent <= 100) it->second.battery_percent = battery_percent;
+  });
+}
+
 awaitable<void> Hub::accept_loop() {
   for (;;) {
     auto socket_strand = asio::make_strand(io_);
@@ -362,6 +390,7 @@ void Hub::attach(SessionRef session, HelloInfo hello) {
     LiveSession live;
     static_cast<SessionRef&>(live) = session;
     live.hello = hello;
+    live.connected_at_ms = live.last_heard_ms = now_ms();
     live.ready = !hello.resume;
     sessions_by_device_.emplace(session.identity.id, id);
     sessions_.emplace(id, std::move(live));

@@ -124,6 +124,21 @@ class Hub {
   // Awaitable from any executor: hops to the hub strand and back.
   boost::asio::awaitable<QueueDepths> queue_depths();
 
+  // The devices on air now, one row per session, for the console's "handsets on air" view.
+  struct OnAir {
+    std::string device_id;
+    Role role = Role::shop;
+    std::string town;
+    std::string member;
+    std::int64_t connected_at_ms = 0;
+    std::int64_t last_heard_ms = 0;    // its hello or its latest heartbeat
+    std::uint32_t battery_percent = 0;  // from its latest heartbeat; 0: not reported
+  };
+  // Awaitable from any executor: hops to the hub strand and back. Sorted by town, then id.
+  boost::asio::awaitable<std::vector<OnAir>> on_air();
+  // A device's heartbeat arrived (session strand): noted for on_air().
+  void on_heartbeat(std::uint64_t session_id, std::uint32_t battery_percent);
+
   Store& store() { return *store_; }
 
   // --- Called by sessions (server/session.cpp), from their strands. ---
@@ -197,6 +212,9 @@ class Hub {
     bool gallery_synced = false;
     std::uint64_t gallery_version = 0;
     std::set<std::int64_t> gallery_held;  // notice ids it may hold
+    std::int64_t connected_at_ms = 0;
+    std::int64_t last_heard_ms = 0;
+    std::uint32_t battery_percent = 0;
   };
 
   // A device that has said hello to this hub at some time.

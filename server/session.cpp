@@ -130,6 +130,7 @@ struct DeviceSession::Impl {
         hub_.on_photo_request(ref_, envelope.msg_id(), envelope.photo_request());
         return;
       case v1::Envelope::kHeartbeat:
+        hub_.on_heartbeat(ref_.id, envelope.heartbeat().battery_percent());
         return;
       case v1::Envelope::kError:
         spdlog::info("session {}: {} reports error {}: {}", ref_.id, ref_.identity.id,

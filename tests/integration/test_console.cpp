@@ -243,3 +243,33 @@ TEST_CASE("the live feed refuses what is not an envelope and what the role may n
   feed.send({{"msg_id", "8"}, {"query", {{"op", "gallery"}, {"args_json", "{}"}}}});
   CHECK(feed.next_with("query_result")["query_result"]["in_reply_to"] == "8");
 }
+
+TEST_CASE("the handsets on air are listed with their last heartbeat and battery for the control "
+          "room, and not for shops") {
+  Console console;
+  TestDevice shop(console.pki.dir(), "shop-chatham-2", console.hub->address());
+  shop.connect();
+  v1::Envelope beat;
+  beat.mutable_heartbeat()->set_battery_percent(37);
+  shop.send(beat);
+  json handsets;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    auto r = console.request("cctv-01", http::verb::get, "/api/handsets");
+    REQUIRE(r.result() == http::status::ok);
+    handsets = json::parse(r.body())["handsets"];
+    const bool seen = !handsets.empty() && handsets[0]["battery_percent"] == 37;
+    if (seen || std::chrono::steady_clock::now() > until) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(handsets.size() == 1);
+  CHECK(handsets[0]["device_id"] == "shop-chatham-2");
+  CHECK(handsets[0]["town"] == "chatham");
+  CHECK(handsets[0]["battery_percent"] == 37);
+  CHECK(handsets[0]["last_heard_ms"].get<std::int64_t>() >=
+        handsets[0]["connected_at_ms"].get<std::int64_t>());
+  CHECK(console.request("shop-chatham-1", http::verb::get, "/api/handsets").result() ==
+        http::status::forbidden);
+  CHECK(console.request("coord-1", http::verb::post, "/api/handsets", "{}").result() ==
+        http::status::method_not_allowed);
+}
