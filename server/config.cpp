@@ -169,6 +169,8 @@ class Reader {
         config.queue_max_messages = unsigned_value<std::size_t>(node, key);
       } else if (k.str() == "image_cap_bytes") {
         config.image_cap_bytes = unsigned_value<std::size_t>(node, key);
+      } else if (k.str() == "max_handshakes") {
+        config.max_handshakes = unsigned_value<unsigned>(node, key);
       } else {
         unknown(key);
       }
@@ -384,6 +386,9 @@ void validate(const HubConfig& config) {
 
   require_positive(config.escalation_interval, "alerts.escalation_interval_ms");
   require_positive(config.cancel_window, "alerts.cancel_window_ms");
+  if (config.max_handshakes < 1 || config.max_handshakes > 100'000) {
+    throw ConfigError("limits.max_handshakes must be between 1 and 100000");
+  }
   require_positive(config.alert_replay_ttl, "replay.alert_ttl_ms");
   require_positive(config.sighting_replay_ttl, "replay.sighting_ttl_ms");
   require_positive(config.handshake_timeout, "timeouts.handshake_ms");

@@ -48,6 +48,9 @@ struct HubConfig {
   std::size_t queue_max_bytes = 4 * 1024 * 1024;
   std::size_t queue_max_messages = 4096;
   std::size_t image_cap_bytes = 8 * 1024 * 1024;  // largest image a device may upload
+  // TLS handshakes run at once; further connections wait in the listen backlog, so that a
+  // reconnect storm completes handshakes instead of letting them all pass their deadline.
+  unsigned max_handshakes = 128;
   unsigned threads = 2;                         // network threads
 };
 
@@ -62,7 +65,8 @@ struct HubConfig {
 //   threads = 2
 //   [alerts]   escalation_interval_ms, cancel_window_ms
 //   [replay]   alert_ttl_ms, sighting_ttl_ms   (store-and-forward time to live)
-//   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages, image_cap_bytes
+//   [limits]   max_frame_bytes, queue_max_bytes, queue_max_messages, image_cap_bytes,
+//              max_handshakes
 //   [timeouts] handshake_ms, heartbeat_ms, idle_ms, write_ms, crl_poll_ms
 HubConfig load_config(const std::filesystem::path& file);
 // Same, from TOML text (tests).

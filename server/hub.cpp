@@ -121,6 +121,7 @@ Hub::Hub(HubConfig config)
       crl_timer_(strand_),
       escalation_timer_(strand_),
       maintenance_timer_(strand_),
+      handshake_slot_(strand_),
       tracker_(AlertTracker::Options{config_.escalation_interval, config_.cancel_window,
                                      std::chrono::hours(12)}) {
   validate(config_);
@@ -273,6 +274,7 @@ void Hub::stop() {
     crl_timer_.cancel();
     escalation_timer_.cancel();
     maintenance_timer_.cancel();
+    handshake_slot_.cancel();
     for (auto& [id, session] : sessions_) session.connection->abort("hub stopping");
     closed.set_value();
   });
@@ -300,6 +302,7 @@ Hub::Stats Hub::stats() const {
   s.gallery_entries_sent = gallery_entries_sent_.load();
   s.gallery_removals_sent = gallery_removals_sent_.load();
   s.photo_bytes_sent = photo_bytes_sent_.load();
+  s.handshakes_in_flight = handshakes_in_flight_.load();
   return s;
 }
 
@@ -350,6 +353,12 @@ void Hub::on_heartbeat(std::uint64_t session_id, std::uint32_t battery_percent) 
 
 awaitable<void> Hub::accept_loop() {
   for (;;) {
+    // At most max_handshakes TLS handshakes at once: the rest wait in the listen backlog.
+    while (handshakes_in_flight_.load() >= config_.max_handshakes) {
+      handshake_slot_.expires_after(std::chrono::milliseconds(100));  // also re-checks
+      co_await handshake_slot_.async_wait(asio::as_tuple(use_awaitable));
+      if (!acceptor_.is_open()) co_return;
+    }
     auto socket_strand = asio::make_strand(io_);
     auto [ec, socket] =
         co_await acceptor_.async_accept(socket_strand, asio::as_tuple(use_awaitable));
@@ -361,6 +370,7 @@ awaitable<void> Hub::accept_loop() {
     boost::system::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     const std::uint64_t id = next_session_id_++;
+    ++handshakes_in_flight_;
     asio::co_spawn(socket_strand, run_session(*this, tls_, std::move(socket), id),
                    asio::detached);
   }
@@ -371,6 +381,12 @@ struct Hub::AttachResult {
   gallery::Sync sync;
   std::vector<std::int64_t> held;  // notice ids the holders table says it may hold
 };
+
+void Hub::handshake_done() {
+  if (handshakes_in_flight_.fetch_sub(1) == config_.max_handshakes) {
+    asio::post(strand_, [this] { handshake_slot_.cancel(); });
+  }
+}
 
 void Hub::attach(SessionRef session, HelloInfo hello) {
   asio::post(strand_, [this, session = std::move(session), hello]() mutable {

@@ -113,6 +113,7 @@ class Hub {
     std::uint64_t gallery_entries_sent = 0;   // GalleryEntry frames (syncs and live changes)
     std::uint64_t gallery_removals_sent = 0;  // GalleryRemove frames
     std::uint64_t photo_bytes_sent = 0;       // image bytes in PhotoChunk frames
+    std::uint64_t handshakes_in_flight = 0;   // TLS handshakes running now (gauge)
   };
   Stats stats() const;
 
@@ -188,6 +189,9 @@ class Hub {
   // console's WebSocket).
   std::uint64_t new_session_id() { return next_session_id_++; }
   void count_handshake_failure() { ++handshake_failures_; }
+  // A session's handshake phase is over (done or failed): frees a slot (any thread, once per
+  // accepted connection).
+  void handshake_done();
   void count_session_dropped() { ++sessions_dropped_; }
   const HubConfig& config() const { return config_; }
   // True when `town` is one of this hub's towns or "all" (any thread: towns never change).
@@ -289,6 +293,8 @@ class Hub {
   boost::asio::steady_timer crl_timer_;              // [hub strand]
   boost::asio::steady_timer escalation_timer_;       // [hub strand]
   boost::asio::steady_timer maintenance_timer_;      // [hub strand]
+  boost::asio::steady_timer handshake_slot_;         // [hub strand] wakes the accept loop
+  std::atomic<unsigned> handshakes_in_flight_{0};
   std::int64_t last_purge_ms_ = 0;                   // [hub strand]
   std::map<std::uint64_t, LiveSession> sessions_;    // [hub strand]
   std::unordered_map<std::string, DeviceState> devices_;  // [hub strand] every device seen

@@ -146,6 +146,8 @@ std::string render_metrics(const MetricsSample& s) {
   const auto& h = s.hub;
   add(out, "saferlink_sessions_live", Kind::gauge, "Device sessions currently attached.",
       h.sessions_live);
+  add(out, "saferlink_handshakes_in_flight", Kind::gauge,
+      "TLS handshakes running now (at most limits.max_handshakes).", h.handshakes_in_flight);
   add(out, "saferlink_sessions_dropped_total", Kind::counter,
       "Device sessions that ended unexpectedly (a fault, not a clean close or timeout).",
       h.sessions_dropped);

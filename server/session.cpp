@@ -289,6 +289,16 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
     auto endpoint = socket.remote_endpoint(ec);
     if (!ec) peer = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   }
+  // Frees this connection's handshake slot once the handshake phase is over, however it ends.
+  struct HandshakeSlot {
+    Hub& hub;
+    bool held = true;
+    void release() {
+      if (held) hub.handshake_done();
+      held = false;
+    }
+    ~HandshakeSlot() { release(); }
+  } slot{hub};
   Connection::Stream stream(std::move(socket), *tls);
 
   // TLS handshake, raced against the handshake deadline.
@@ -331,6 +341,7 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
     co_return;
   }
 
+  slot.release();
   Connection::Options options;
   options.max_frame_bytes = config.max_frame_bytes;
   options.heartbeat_interval = config.heartbeat_interval;

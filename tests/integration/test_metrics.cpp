@@ -96,6 +96,7 @@ const std::vector<std::string> kCounters = {
 };
 const std::vector<std::string> kGauges = {
     "saferlink_sessions_live",
+    "saferlink_handshakes_in_flight",
     "saferlink_queue_messages",
     "saferlink_queue_messages_max",
 };
