@@ -1,13 +1,13 @@
 #include "client/sar.hpp"
 
 #include "client/commands.hpp"
+#include "core/base64.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include <fstream>
 #include <ostream>
@@ -19,19 +19,6 @@ using asio::awaitable;
 using json = nlohmann::json;
 
 namespace {
-
-std::string unbase64(const std::string& text) {
-  std::string out(3 * (text.size() / 4), '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) throw ClientError("the hub sent a photo piece that is not base64");
-  std::size_t padding = 0;
-  if (!text.empty() && text.back() == '=') ++padding;
-  if (text.size() > 1 && text[text.size() - 2] == '=') ++padding;
-  out.resize(static_cast<std::size_t>(n) - padding);
-  return out;
-}
 
 // One query on an open connection; the parsed result, or ClientError with the hub's reason.
 awaitable<json> ask(Client& client, const std::string& op, const json& args,
@@ -91,7 +78,9 @@ int run_sar(const ClientOptions& options, std::int64_t profile_id,
             const json piece_args = {{"sha256", sha}, {"offset", bytes.size()}};
             const json piece = co_await ask(client, "photos.get", piece_args, timeout);
             mime = piece.value("mime", "");
-            bytes += unbase64(piece.value("data_b64", ""));
+            const auto decoded = base64_decode(piece.value("data_b64", ""));
+            if (!decoded) throw ClientError("the hub sent a photo piece that is not base64");
+            bytes += *decoded;
             finished = piece.value("done", true);
           }
           const auto path = out_dir / "photos" / (sha.get<std::string>() + extension(mime));

@@ -3,7 +3,8 @@
 # (saferlink-sim swarm with firmware-sim/scenarios/demo-town.toml).
 #   scripts/demo.sh BUILD_DIR            interactive: runs until Ctrl-C (what ./run demo does)
 #   scripts/demo.sh BUILD_DIR --smoke    presses panic, acknowledges it, checks, and exits
-# Environment: DEMO_DIR (default .demo), DEMO_PORT (default 7443; the smoke run uses a free one).
+# Environment: DEMO_DIR (default .demo), DEMO_PORT (default 7443; the smoke run uses a free one),
+# CONSOLE_PORT (default 8443; the smoke run uses a free one).
 set -euo pipefail
 BUILD=$(cd "$1" && pwd); shift
 MODE=${1:-interactive}
@@ -15,7 +16,8 @@ CLI="$BUILD/client/saferlink"
 SIM="$BUILD/firmware-sim/saferlink-sim"
 TOWN="$ROOT/firmware-sim/scenarios/demo-town.toml"
 PORT=${DEMO_PORT:-7443}
-[ "$MODE" = "--smoke" ] && PORT=0
+CONSOLE_PORT=${CONSOLE_PORT:-8443}
+[ "$MODE" = "--smoke" ] && PORT=0 && CONSOLE_PORT=0
 
 mkdir -p "$DEMO/logs"
 if [ ! -f "$DEMO/ca/ca.crt" ]; then
@@ -32,6 +34,20 @@ if [ ! -f "$DEMO/ca/ca.crt" ]; then
   "$CA" issue --dir "$DEMO/ca" --role shop --town chatham --member "Superdrug, High Street" --id shop-chatham-03 >/dev/null
   "$CA" issue --dir "$DEMO/ca" --role shop --town strood --member "Co-op, Strood" --id shop-strood-01 >/dev/null
 fi
+# The people at the console (not on air as handsets): a CCTV operator in the control room.
+issue_once() {  # issue_once ID issue-arguments...
+  local id=$1; shift
+  [ -f "$DEMO/ca/issued/$id.crt" ] || "$CA" issue --dir "$DEMO/ca" --id "$id" "$@" >/dev/null
+}
+issue_once cctv-op-01 --role cctv --town all --member "Medway CCTV Control Room"
+# Their browser certificates: PKCS#12 bundles to import (password in browser/PASSWORD).
+mkdir -p "$DEMO/browser"
+[ -f "$DEMO/browser/PASSWORD" ] || echo "saferlink-demo" >"$DEMO/browser/PASSWORD"
+for id in cctv-op-01 police-chatham-01 coord-01 coord-02; do
+  [ -f "$DEMO/browser/$id.p12" ] ||
+    "$CA" export --dir "$DEMO/ca" --id "$id" --out "$DEMO/browser/$id.p12" \
+      --password-file "$DEMO/browser/PASSWORD" >/dev/null
+done
 
 pids=()
 cleanup() {
@@ -41,8 +57,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-"$HUB" --certs "$DEMO/ca" --db "$DEMO/saferlink.db" --listen "127.0.0.1:$PORT" --seed-demo \
-  >"$DEMO/logs/hub.log" 2>&1 &
+"$HUB" --certs "$DEMO/ca" --db "$DEMO/saferlink.db" --listen "127.0.0.1:$PORT" \
+  --console "127.0.0.1:$CONSOLE_PORT" --seed-demo >"$DEMO/logs/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
   grep -q '^listening ' "$DEMO/logs/hub.log" 2>/dev/null && break
@@ -52,6 +68,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$DEMO/logs/hub.log" | head -1)
+for _ in $(seq 50); do grep -q '^console ' "$DEMO/logs/hub.log" && break; sleep 0.1; done
+CONSOLE_PORT=$(sed -n 's/^console \([0-9]*\)$/\1/p' "$DEMO/logs/hub.log" | head -1)
 [ -n "$PORT" ] || { echo "the hub did not start:" >&2; cat "$DEMO/logs/hub.log" >&2; exit 1; }
 ADDR="127.0.0.1:$PORT"
 
@@ -96,6 +114,19 @@ if [ "$MODE" = "--smoke" ]; then
     >"$DEMO/logs/prolific.out"
   [ "$(wc -l <"$DEMO/logs/prolific.out")" -eq 3 ] || { echo "no prolific offenders" >&2; exit 1; }
   "$CLI" --hub "$ADDR" --certs "$DEMO/ca" --id coord-01 coord audit verify --json | grep -q '"ok":true'
+  # The console answers a coordinator's certificate (and only over mutual TLS).
+  python3 - "$DEMO/ca" "$CONSOLE_PORT" <<'PY'
+import json, ssl, sys, http.client
+ca, port = sys.argv[1], int(sys.argv[2])
+context = ssl.create_default_context(cafile=f"{ca}/ca.crt")
+context.load_cert_chain(f"{ca}/issued/coord-01.crt", f"{ca}/issued/coord-01.key")
+connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+connection.request("GET", "/api/me")
+me = json.loads(connection.getresponse().read())
+assert me["id"] == "coord-01" and me["role"] == "coordinator", me
+connection.request("POST", "/api/coord/notice.list", body="{}")
+assert connection.getresponse().status == 200
+PY
   echo "demo smoke run passed"
   exit 0
 fi
@@ -103,7 +134,8 @@ fi
 cli="./build/client/saferlink --hub $ADDR --certs ${DEMO#$ROOT/}/ca"
 cat <<MSG
 
-SaferLink demo is running: hub on $ADDR, database ${DEMO#$ROOT/}/saferlink.db
+SaferLink demo is running: hub on $ADDR, console on https://127.0.0.1:$CONSOLE_PORT/,
+database ${DEMO#$ROOT/}/saferlink.db
 On air (one saferlink-sim swarm, firmware-sim/scenarios/demo-town.toml): cctv-01,
 police-chatham-01, police-strood-01, shop-chatham-02, shop-chatham-03, shop-strood-01 and four
 simulated shops per town (sim-TOWN-shop-000N); each logs what it receives to
@@ -138,6 +170,14 @@ A member's view: the exclusion gallery of its town, and a sighting (flagged if t
 has an active notice covering the town):
   $cli --id shop-chatham-02 gallery
   $cli --id shop-chatham-02 sighting --text "seen by the fountain, heading to the station" --profile 1
+
+The console (alert board, handsets, and for coordinators the review queue, profiles, notices,
+candidates, audit log and retention) is at https://127.0.0.1:$CONSOLE_PORT/ in a browser that
+holds a person's certificate. Import one of ${DEMO#$ROOT/}/browser/*.p12 (password in
+${DEMO#$ROOT/}/browser/PASSWORD: cctv-op-01 is a CCTV operator, police-chatham-01 an officer,
+coord-01 and coord-02 coordinators) and trust ${DEMO#$ROOT/}/ca/ca.crt as an authority; in
+Chromium: Settings > Privacy and security > Security > Manage certificates. Without a
+certificate the hub refuses the connection.
 
 Hub log follows; Ctrl-C stops everything.
 MSG

@@ -61,4 +61,10 @@ std::vector<EventRecord> events(SQLite::Database& db, const std::string& alert_i
 // to resume escalation of alerts nobody acknowledged before a restart).
 std::vector<AlertRecord> open_since(SQLite::Database& db, std::int64_t since_ms);
 
+// Alerts accepted at or after `since_ms`, newest first, at most `limit`: every town's when
+// `town` is empty or "all", else those of `town` and those escalated (an escalation reaches
+// every town). For the console's alert board.
+std::vector<AlertRecord> recent(SQLite::Database& db, std::int64_t since_ms,
+                                const std::string& town, int limit);
+
 }  // namespace saferlink::server::alerts

@@ -22,6 +22,9 @@ struct HubConfig {
   std::string metrics_listen;
   // The console (server/console.hpp): HTTPS with client certificates, HOST:PORT; empty: off.
   std::string console_listen;
+  // Development: serve the console's files from this directory instead of the copies compiled
+  // into the hub (`--console-dir`; empty: the compiled-in ones).
+  std::string console_dir;
   std::filesystem::path certs = "certs";        // CA dir: ca.crt, crl.pem, issued/hub.{crt,key}
   std::filesystem::path db = "saferlink.db";
   std::filesystem::path blobs;                  // image files; empty: "blobs" beside the db

@@ -1,7 +1,10 @@
 #include "server/console.hpp"
 
+#include "core/base64.hpp"
+#include "core/image.hpp"
 #include "core/out_queue.hpp"
 #include "core/tls.hpp"
+#include "server/alert_store.hpp"
 #include "server/console_assets.hpp"
 #include "server/session.hpp"
 
@@ -21,9 +24,15 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <SQLiteCpp/Database.h>
 #include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <regex>
 
 namespace saferlink::server {
 
@@ -60,6 +69,22 @@ std::string content_type_of(const std::string& path) {
   if (path.ends_with(".js")) return "text/javascript; charset=utf-8";
   if (path.ends_with(".css")) return "text/css; charset=utf-8";
   return "application/octet-stream";
+}
+
+// A file of the console: from `dir` when set (development; plain names like /board.js only),
+// else the compiled-in copy. nullopt when there is no such file.
+std::optional<std::string> static_file(const std::string& dir, const std::string& path) {
+  if (!dir.empty()) {
+    static const std::regex plain("/[a-z0-9_-]+\\.(html|js|css)");
+    if (!std::regex_match(path, plain)) return std::nullopt;
+    std::ifstream in(std::filesystem::path(dir) / path.substr(1), std::ios::binary);
+    if (!in) return std::nullopt;
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  for (const auto& asset : console_assets()) {
+    if (asset.path == path) return asset.body;
+  }
+  return std::nullopt;
 }
 
 void secure(Response& r, bool personal_data) {
@@ -100,7 +125,44 @@ http::status status_of(v1::ErrorCode code) {
   }
 }
 
-// Runs a coordinator query and waits for its answer on this connection's strand.
+// Runs `job` on the store thread and resumes on the calling coroutine's executor; rethrows
+// what the job threw.
+awaitable<void> on_store(Hub& hub, std::function<void(SQLite::Database&)> job) {
+  auto executor = co_await asio::this_coro::executor;
+  auto failure = std::make_shared<std::exception_ptr>();
+  asio::steady_timer done(executor, std::chrono::steady_clock::time_point::max());
+  Store::Done on_done = [failure, &done, executor](std::exception_ptr error) {
+    // Store thread: hand the outcome to the connection's strand.
+    asio::post(executor, [failure, &done, error] {
+      *failure = error;
+      done.cancel();
+    });
+  };
+  hub.store().submit(std::move(job), std::move(on_done));
+  co_await done.async_wait(asio::as_tuple(use_awaitable));
+  if (*failure) std::rethrow_exception(*failure);
+}
+
+// Runs the query `op` (docs/protocol.md section 5.8) as `who` and waits for its outcome on
+// this connection's strand.
+awaitable<Hub::QueryOutcome> run_query(Hub& hub, const Identity& who, const std::string& op,
+                                       const std::string& args_json) {
+  auto executor = co_await asio::this_coro::executor;
+  auto outcome = std::make_shared<Hub::QueryOutcome>();
+  asio::steady_timer done(executor, std::chrono::steady_clock::time_point::max());
+  std::function<void(Hub::QueryOutcome)> on_done = [outcome, &done, executor](
+                                                       Hub::QueryOutcome o) {
+    asio::post(executor, [outcome, &done, o = std::move(o)]() mutable {
+      *outcome = std::move(o);
+      done.cancel();
+    });
+  };
+  hub.run_query(who, op, args_json, std::move(on_done));
+  co_await done.async_wait(asio::as_tuple(use_awaitable));
+  co_return std::move(*outcome);
+}
+
+// A coordinator query from POST /api/coord/OP: the body is its arguments.
 awaitable<Response> coordinator_query(Hub& hub, const Identity& who, const std::string& op,
                                       const Request& request) {
   const unsigned version = request.version();
@@ -111,23 +173,179 @@ awaitable<Response> coordinator_query(Hub& hub, const Identity& who, const std::
     co_return error_answer(http::status::bad_request, "the body must be a JSON object", version,
                            keep);
   }
-  auto executor = co_await asio::this_coro::executor;
-  auto outcome = std::make_shared<Hub::QueryOutcome>();
-  asio::steady_timer done(executor, std::chrono::steady_clock::time_point::max());
-  std::function<void(Hub::QueryOutcome)> on_done = [outcome, &done, executor](
-                                                       Hub::QueryOutcome o) {
-    // Store thread: hand the answer to the connection's strand.
-    asio::post(executor, [outcome, &done, o = std::move(o)]() mutable {
-      *outcome = std::move(o);
-      done.cancel();
-    });
-  };
-  hub.run_query(who, op, args.dump(), std::move(on_done));
-  co_await done.async_wait(asio::as_tuple(use_awaitable));
-  if (outcome->error) {
-    co_return error_answer(status_of(*outcome->error), outcome->message, version, keep);
+  const auto outcome = co_await run_query(hub, who, op, args.dump());
+  if (outcome.error) {
+    co_return error_answer(status_of(*outcome.error), outcome.message, version, keep);
   }
-  co_return json_answer(http::status::ok, outcome->json, version, keep);
+  co_return json_answer(http::status::ok, outcome.json, version, keep);
+}
+
+// A whole image the hub holds, read with photos.get (its access rule and audit) piece by
+// piece. Sets `mime`; on refusal returns the error response instead.
+struct WholePhoto {
+  std::string bytes;
+  std::string mime;
+  std::optional<Response> refusal;
+};
+
+awaitable<WholePhoto> read_photo(Hub& hub, const Identity& who, const std::string& sha,
+                                 unsigned version, bool keep) {
+  WholePhoto photo;
+  for (std::size_t offset = 0;;) {
+    const std::string args = json{{"sha256", sha}, {"offset", offset}}.dump();
+    const auto outcome = co_await run_query(hub, who, "photos.get", args);
+    if (outcome.error) {
+      const bool unknown = outcome.message.starts_with("no image");
+      photo.refusal = error_answer(unknown ? http::status::not_found : status_of(*outcome.error),
+                                   outcome.message, version, keep);
+      co_return photo;
+    }
+    const json piece = json::parse(outcome.json, nullptr, false);
+    const auto bytes = piece.is_object() ? base64_decode(piece.value("data_b64", ""))
+                                         : std::optional<std::string>();
+    if (!bytes) {
+      photo.refusal = error_answer(http::status::internal_server_error,
+                                   "the store answered a photo piece that is not base64",
+                                   version, keep);
+      co_return photo;
+    }
+    photo.mime = piece.value("mime", "application/octet-stream");
+    photo.bytes += *bytes;
+    offset += bytes->size();
+    if (piece.value("done", true) || bytes->empty()) co_return photo;
+  }
+}
+
+// GET /api/alerts?hours=H: the alert board's history, newest first, with what happened to
+// each alert (docs/operations.md, "Console").
+awaitable<Response> recent_alerts(Hub& hub, const Identity& who, const Request& request) {
+  const unsigned version = request.version();
+  const bool keep = request.keep_alive();
+  std::int64_t hours = 12;
+  const std::string target(request.target());
+  if (const auto q = target.find('?'); q != std::string::npos) {
+    const std::string query = target.substr(q + 1);
+    static const std::regex hours_only("hours=([0-9]{1,3})");
+    std::smatch m;
+    if (!std::regex_match(query, m, hours_only) || std::stoi(m[1]) < 1 || std::stoi(m[1]) > 72) {
+      co_return error_answer(http::status::bad_request,
+                             "the only parameter is hours=H, 1 to 72 (default 12)", version, keep);
+    }
+    hours = std::stoi(m[1]);
+  }
+  const std::int64_t now = now_ms();
+  const std::int64_t since = now - hours * 3600 * 1000;
+  const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
+  auto body = std::make_shared<std::string>();
+  // Named, not a temporary in the co_await expression (GCC 12 destroys those twice).
+  std::function<void(SQLite::Database&)> job = [since, town, now, body](SQLite::Database& db) {
+    json list = json::array();
+    for (const auto& a : alerts::recent(db, since, town, 500)) {
+      json events = json::array();
+      std::uint64_t delivered = 0;
+      std::uint32_t round = 0;
+      std::optional<std::int64_t> acknowledged_at;
+      bool resolved = false;
+      for (const auto& e : alerts::events(db, a.alert_id)) {
+        if (e.kind == "delivered") {
+          ++delivered;
+          continue;
+        }
+        if (e.kind == "escalated") round = std::max(round, e.round);
+        if (e.kind == "acknowledged" || e.kind == "en_route" || e.kind == "on_scene" ||
+            e.kind == "resolved") {
+          if (!acknowledged_at) acknowledged_at = e.at_ms;
+        }
+        if (e.kind == "resolved") resolved = true;
+        events.push_back({{"kind", e.kind},
+                          {"by_id", e.by_id},
+                          {"by_role", e.by_role},
+                          {"by_town", e.by_town},
+                          {"at_ms", e.at_ms},
+                          {"round", e.round}});
+      }
+      std::string state = "open";
+      if (a.cancelled_at_ms) {
+        state = "cancelled";
+      } else if (resolved) {
+        state = "resolved";
+      } else if (acknowledged_at) {
+        state = "acknowledged";
+      } else if (a.expires_at_ms <= now) {
+        state = "expired";
+      }
+      list.push_back({{"alert_id", a.alert_id},
+                      {"device_id", a.device_id},
+                      {"member", a.member},
+                      {"town", a.town},
+                      {"status", a.status},
+                      {"severity", a.severity},
+                      {"note", a.note},
+                      {"pressed_at_ms", a.pressed_at_ms},
+                      {"accepted_at_ms", a.accepted_at_ms},
+                      {"expires_at_ms", a.expires_at_ms},
+                      {"cancelled_at_ms", a.cancelled_at_ms ? json(*a.cancelled_at_ms) : json()},
+                      {"cancel_reason", a.cancel_reason},
+                      {"state", state},
+                      {"escalation_round", round},
+                      {"acknowledged_at_ms", acknowledged_at ? json(*acknowledged_at) : json()},
+                      {"delivered", delivered},
+                      {"events", std::move(events)}});
+    }
+    *body = json{{"now_ms", now}, {"alerts", std::move(list)}}.dump();
+  };
+  co_await on_store(hub, std::move(job));
+  co_return json_answer(http::status::ok, *body, version, keep);
+}
+
+Response sar_answer(const json& document, unsigned version, bool keep) {
+  Response r = json_answer(http::status::ok, document.dump(2), version, keep);
+  const auto id = document.value("profile_id", std::int64_t{0});
+  r.set(http::field::content_disposition,
+        "attachment; filename=\"sar-profile-" + std::to_string(id) + ".json\"");
+  return r;
+}
+
+// GET /api/sar/PROFILE_ID: the subject access export as one JSON download, images included.
+awaitable<Response> sar_download(Hub& hub, const Identity& who, const std::string& id,
+                                 const Request& request) {
+  const unsigned version = request.version();
+  const bool keep = request.keep_alive();
+  static const std::regex number("[1-9][0-9]{0,17}");
+  if (!std::regex_match(id, number)) {
+    co_return error_answer(http::status::bad_request, "name a profile: /api/sar/PROFILE_ID",
+                           version, keep);
+  }
+  const std::string args = "{\"profile_id\": " + id + "}";  // id: digits only, checked above
+  const auto outcome = co_await run_query(hub, who, "sar", args);
+  if (outcome.error) {
+    co_return error_answer(status_of(*outcome.error), outcome.message, version, keep);
+  }
+  json document = json::parse(outcome.json, nullptr, false);
+  if (!document.is_object()) {
+    co_return error_answer(http::status::internal_server_error, "the export is not JSON",
+                           version, keep);
+  }
+  // Plain values, not json::value("key", …) or temporaries: GCC 12 miscompiles those in
+  // coroutines.
+  std::vector<std::string> shas;
+  if (document.contains("photos") && document["photos"].is_array()) {
+    for (const auto& sha : document["photos"]) {
+      if (sha.is_string()) shas.push_back(sha.get<std::string>());
+    }
+  }
+  json photos = json::array();
+  for (const auto& sha : shas) {
+    auto photo = co_await read_photo(hub, who, sha, version, keep);
+    if (photo.refusal) co_return std::move(*photo.refusal);
+    json entry = json::object();
+    entry["sha256"] = sha;
+    entry["mime"] = photo.mime;
+    entry["data_b64"] = base64_encode(photo.bytes);
+    photos.push_back(std::move(entry));
+  }
+  document["photos"] = std::move(photos);
+  co_return sar_answer(document, version, keep);
 }
 
 awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request) {
@@ -176,6 +394,49 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
     co_return json_answer(http::status::ok, json{{"now_ms", now_ms()}, {"handsets", list}}.dump(),
                           version, keep);
   }
+  if (target == "/api/alerts") {
+    if (who.role == Role::shop) {
+      co_return error_answer(http::status::forbidden,
+                             "the alert board is for CCTV, police and coordinators", version,
+                             keep);
+    }
+    if (request.method() != http::verb::get) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    co_return co_await recent_alerts(hub, who, request);
+  }
+  constexpr std::string_view kPhoto = "/api/photo/";
+  if (target.starts_with(kPhoto)) {
+    if (request.method() != http::verb::get) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    const std::string sha = target.substr(kPhoto.size());
+    if (!is_sha256_hex(sha)) {
+      co_return error_answer(http::status::bad_request,
+                             "name an image by its SHA-256: 64 lower-case hex digits", version,
+                             keep);
+    }
+    auto photo = co_await read_photo(hub, who, sha, version, keep);
+    if (photo.refusal) co_return std::move(*photo.refusal);
+    Response r{http::status::ok, version};
+    secure(r, true);
+    r.set(http::field::content_type, photo.mime);
+    r.keep_alive(keep);
+    r.body() = std::move(photo.bytes);
+    r.prepare_payload();
+    co_return r;
+  }
+  constexpr std::string_view kSar = "/api/sar/";
+  if (target.starts_with(kSar)) {
+    if (who.role != Role::coordinator) {
+      co_return error_answer(http::status::forbidden,
+                             "subject access exports are for coordinators", version, keep);
+    }
+    if (request.method() != http::verb::get) {
+      co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
+    }
+    co_return co_await sar_download(hub, who, target.substr(kSar.size()), request);
+  }
   constexpr std::string_view kCoord = "/api/coord/";
   if (target.starts_with(kCoord)) {
     if (who.role != Role::coordinator) {
@@ -199,8 +460,7 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
     co_return error_answer(http::status::not_found, "no such API: " + target, version, keep);
   }
   const std::string path = target == "/" ? "/index.html" : target;
-  for (const auto& asset : console_assets()) {
-    if (asset.path != path) continue;
+  if (auto body = static_file(hub.config().console_dir, path)) {
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
     }
@@ -208,7 +468,7 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
     secure(r, false);
     r.set(http::field::content_type, content_type_of(path));
     r.keep_alive(keep);
-    r.body() = asset.body;
+    r.body() = std::move(*body);
     r.prepare_payload();
     co_return r;
   }

@@ -682,9 +682,24 @@ void Hub::send_to_device(const std::string& device_id, const Frame& frame, Prior
 }
 
 void Hub::send_update(const std::string& device_id, v1::AlertUpdate update) {
+  const bool delivered =
+      update.event() == v1::RECIPIENT && update.recipient_status() == v1::DELIVERED;
+  const auto* tracked = tracker_.find(update.alert_id());
   v1::Envelope envelope;
   *envelope.mutable_update() = std::move(update);
-  send_to_device(device_id, encode(envelope), Priority::control);
+  const Frame frame = encode(envelope);
+  send_to_device(device_id, frame, Priority::control);
+  // Alert boards (the console, capability "board") follow every alert they may see.
+  if (delivered || tracked == nullptr) return;
+  const bool widened = tracked->escalation_round > 0;
+  for (const auto& [id, session] : sessions_) {
+    if (!session.hello.board || session.identity.id == device_id) continue;
+    if (!receives_panic(tracked->sender, session.identity, false) &&
+        !(widened && receives_panic(tracked->sender, session.identity, true))) {
+      continue;
+    }
+    session.connection->send(frame, Priority::control);
+  }
 }
 
 void Hub::record_event(const std::string& alert_id, const std::string& kind, const Identity& by,

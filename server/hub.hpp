@@ -154,6 +154,8 @@ class Hub {
     outbox::Cursor cursor;          // the last sequence numbers it processed, per lane
     bool gallery = false;           // capability "gallery": keep its gallery in sync
     std::uint64_t gallery_version = 0;
+    bool board = false;             // capability "board" (the console's alert board): every
+                                    // AlertUpdate of the alerts it may see, whoever acted
   };
   void attach(SessionRef session, HelloInfo hello);
   void detach(std::uint64_t session_id);

@@ -24,8 +24,13 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "device port HOST:PORT (port 0 picks a free port)");
   std::string console;
+  std::string console_dir;
   app.add_option("--console", console,
                  "serve the console (HTTPS, client certificates) on HOST:PORT");
+  app.add_option("--console-dir", console_dir,
+                 "development: serve the console's files from DIR (e.g. console/) instead of "
+                 "the compiled-in copies, so that edits show without a rebuild")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--metrics", metrics,
                  "serve Prometheus /metrics over plain HTTP on HOST:PORT (loopback only)");
   app.add_option("--certs", certs, "CA directory: ca.crt, crl.pem, issued/hub.crt, issued/hub.key");
@@ -44,7 +49,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Logs go to stderr; stdout carries only the "listening PORT" line for scripts.
+  // Logs go to stderr; stdout carries only the "listening PORT" line (and "console PORT" with
+  // a console) for scripts.
   spdlog::set_default_logger(spdlog::stderr_color_mt("hub"));
   std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
@@ -54,6 +60,7 @@ int main(int argc, char** argv) {
     if (!listen.empty()) config.listen = listen;
     if (!metrics.empty()) config.metrics_listen = metrics;
     if (!console.empty()) config.console_listen = console;
+    config.console_dir = console_dir;
     if (!certs.empty()) config.certs = certs;
     if (!db.empty()) config.db = db;
     if (escalation_ms) config.escalation_interval = std::chrono::milliseconds(*escalation_ms);
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
     hub.start();
     // The bound address on stdout, one line, for scripts that started us on port 0.
     std::cout << "listening " << hub.port() << std::endl;
+    if (!config.console_listen.empty()) std::cout << "console " << hub.console_port() << std::endl;
     hub.run_until_signal();
     return 0;
   } catch (const std::exception& e) {

@@ -1,12 +1,13 @@
 #include "server/queries.hpp"
 
+#include "core/base64.hpp"
+
 #include "server/audit.hpp"
 #include "server/gallery_store.hpp"
 #include "server/notice_store.hpp"
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
-#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -271,14 +272,6 @@ json notice_json(SQLite::Database& db, std::int64_t id) {
 
 Answer of(json j) { return Answer{j.dump(), {}}; }
 
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 // One piece of a held image. Only coordinators read any image; police and CCTV read the
 // photos of profiles (which their summaries name). The first piece's read is audited.
@@ -327,7 +320,7 @@ Answer photo_piece(SQLite::Database& db, const json& a, const Context& c) {
              {"mime", mime},
              {"size", size},
              {"offset", offset},
-             {"data_b64", base64(bytes)},
+             {"data_b64", base64_encode(bytes)},
              {"done", offset + length >= size}});
 }
 

@@ -162,7 +162,8 @@ struct DeviceSession::Impl {
     auto* welcome = reply.mutable_welcome();
     welcome->set_protocol_version(kProtocolVersion);
     for (const char* capability :
-         {"alerts", "forms", "queries", "uploads", "sightings", "resume", "gallery", "photos"}) {
+         {"alerts", "forms", "queries", "uploads", "sightings", "resume", "gallery", "photos",
+          "board"}) {
       welcome->add_capabilities(capability);
     }
     welcome->set_device_id(ref_.identity.id);
@@ -178,6 +179,7 @@ struct DeviceSession::Impl {
     for (const auto& capability : hello.capabilities()) {
       if (capability == "resume") info.resume = true;
       if (capability == "gallery") info.gallery = true;
+      if (capability == "board") info.board = true;
     }
     info.cursor = {hello.resume_cursor(), hello.resume_cursor_other()};
     info.gallery_version = hello.gallery_version();

@@ -3,8 +3,11 @@
 // every answer carries the security headers. Real TLS on loopback port 0.
 #include "tests/support/device.hpp"
 #include "tests/support/hub_fixture.hpp"
+#include "tests/support/images.hpp"
 #include "tests/support/pki.hpp"
 
+#include "core/base64.hpp"
+#include "core/image.hpp"
 #include "core/tls.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -43,6 +46,9 @@ struct Console {
     pki.issue(Role::shop, "chatham", "shop-chatham-1", "Boots Chatham");
     pki.issue(Role::cctv, "all", "cctv-01", "Medway CCTV");
     pki.issue(Role::shop, "chatham", "shop-chatham-2", "WHSmith Chatham");
+    pki.issue(Role::police, "chatham", "police-chatham-1", "Kent Police");
+    pki.issue(Role::police, "strood", "police-strood-1", "Kent Police");
+    pki.issue(Role::coordinator, "all", "coord-2", "Safer Medway");
     hub = std::make_unique<HubFixture>(pki, [](server::HubConfig& c) {
       c.console_listen = "127.0.0.1:0";
     });
@@ -272,4 +278,240 @@ TEST_CASE("the handsets on air are listed with their last heartbeat and battery 
         http::status::forbidden);
   CHECK(console.request("coord-1", http::verb::post, "/api/handsets", "{}").result() ==
         http::status::method_not_allowed);
+}
+
+namespace {
+
+// Waits until the hub has `n` live sessions.
+void wait_sessions(Console& console, std::uint64_t n) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (console.hub->hub->stats().sessions_live < n && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  REQUIRE(console.hub->hub->stats().sessions_live >= n);
+}
+
+// The alerts of GET /api/alerts as `id` sees them, once `ready` holds for them (or 5 s).
+json alerts_of(Console& console, const std::string& id,
+               const std::function<bool(const json&)>& ready = [](const json&) { return true; }) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    auto r = console.request(id, http::verb::get, "/api/alerts");
+    REQUIRE(r.result() == http::status::ok);
+    CHECK(r[http::field::cache_control] == "no-store");
+    json alerts = json::parse(r.body())["alerts"];
+    if (ready(alerts) || std::chrono::steady_clock::now() > until) return alerts;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the alert board lists recent alerts newest first with who acknowledged them, by "
+          "town, and not for shops") {
+  Console console;
+  TestDevice shop(console.pki.dir(), "shop-chatham-1", console.hub->address());
+  TestDevice police(console.pki.dir(), "police-chatham-1", console.hub->address());
+  shop.connect();
+  police.connect();
+  wait_sessions(console, 2);
+  shop.panic(1);
+  REQUIRE(police.wait_for([](const v1::Envelope& e) { return e.has_panic(); }));
+  shop.panic(2, v1::EXERCISE);
+  REQUIRE(police.wait_for([](const v1::Envelope& e) {
+    return e.has_panic() && e.panic().alert_id() == "shop-chatham-1:2";
+  }));
+  police.status("shop-chatham-1:1", v1::ACKNOWLEDGED);
+  police.status("shop-chatham-1:1", v1::EN_ROUTE);
+  REQUIRE(shop.wait_for(is_update("shop-chatham-1:1", v1::EN_ROUTE)));
+
+  const json alerts = alerts_of(console, "cctv-01", [](const json& a) {
+    return a.size() == 2 && a[1]["events"].size() == 2;
+  });
+  REQUIRE(alerts.size() == 2);
+  CHECK(alerts[0]["alert_id"] == "shop-chatham-1:2");  // newest first
+  CHECK(alerts[0]["status"] == "exercise");
+  CHECK(alerts[0]["state"] == "open");
+  CHECK(alerts[0]["acknowledged_at_ms"].is_null());
+  const json& first = alerts[1];
+  CHECK(first["alert_id"] == "shop-chatham-1:1");
+  CHECK(first["member"] == "Boots Chatham");
+  CHECK(first["town"] == "chatham");
+  CHECK(first["state"] == "acknowledged");
+  CHECK(first["delivered"].get<int>() >= 1);
+  CHECK(first["events"][0]["kind"] == "acknowledged");
+  CHECK(first["events"][0]["by_id"] == "police-chatham-1");
+  CHECK(first["events"][1]["kind"] == "en_route");
+  CHECK(first["cancelled_at_ms"].is_null());
+
+  // Police of another town do not see Chatham's alerts (nothing escalated); shops see none.
+  CHECK(alerts_of(console, "police-strood-1").empty());
+  CHECK(alerts_of(console, "police-chatham-1").size() == 2);
+  auto shop_board = console.request("shop-chatham-2", http::verb::get, "/api/alerts");
+  CHECK(shop_board.result() == http::status::forbidden);
+  CHECK(error_of(shop_board).find("alert board") != std::string::npos);
+  auto bad = console.request("cctv-01", http::verb::get, "/api/alerts?hours=1000");
+  CHECK(bad.result() == http::status::bad_request);
+  CHECK(error_of(bad).find("hours") != std::string::npos);
+  CHECK(console.request("cctv-01", http::verb::get, "/api/alerts?town=strood").result() ==
+        http::status::bad_request);
+  CHECK(console.request("cctv-01", http::verb::post, "/api/alerts", "{}").result() ==
+        http::status::method_not_allowed);
+}
+
+TEST_CASE("a console with capability board hears every acknowledgement of the alerts it sees, "
+          "whoever made it") {
+  Console console;
+  LiveFeed feed(console.pki, "cctv-01", console.hub->hub->console_port());
+  feed.send({{"hello", {{"protocol_version", 1}, {"capabilities", {"alerts", "board"}}}}});
+  const json welcome = feed.next_with("welcome");
+  const auto caps = welcome["welcome"]["capabilities"];
+  CHECK(std::find(caps.begin(), caps.end(), "board") != caps.end());
+  LiveFeed plain(console.pki, "coord-1", console.hub->hub->console_port());
+  plain.send({{"hello", {{"protocol_version", 1}}}});
+  plain.next_with("welcome");
+  TestDevice shop(console.pki.dir(), "shop-chatham-1", console.hub->address());
+  TestDevice police(console.pki.dir(), "police-chatham-1", console.hub->address());
+  shop.connect();
+  police.connect();
+  wait_sessions(console, 4);
+  shop.panic(1);
+  feed.next_with("panic");
+  police.status("shop-chatham-1:1", v1::ACKNOWLEDGED);
+  const json update = feed.next_with("update");
+  CHECK(update["update"]["alert_id"] == "shop-chatham-1:1");
+  CHECK(update["update"]["recipient_status"] == "ACKNOWLEDGED");
+  CHECK(update["update"]["by_id"] == "police-chatham-1");
+  // Without the capability, only the sender hears updates: the coordinator's feed (which gets
+  // no panic either: nothing escalated) stays quiet until its own query's answer.
+  plain.send({{"msg_id", "5"}, {"query", {{"op", "gallery"}, {"args_json", "{}"}}}});
+  const json next = plain.next();
+  CHECK_FALSE(next.contains("update"));
+  CHECK(next.contains("query_result"));
+}
+
+TEST_CASE("the console serves images by SHA-256 with the photos.get rules and no-store") {
+  Console console;
+  TestDevice coord(console.pki.dir(), "coord-1", console.hub->address());
+  coord.connect();
+  // Large enough to take more than one 256 KiB piece.
+  const auto big = coord.upload(images::make_png(400, 300, false));
+  REQUIRE(big.done());
+  const std::string sha = big.stored_sha256();
+  auto image = console.request("coord-1", http::verb::get, "/api/photo/" + sha);
+  REQUIRE(image.result() == http::status::ok);
+  CHECK(image[http::field::content_type] == "image/png");
+  CHECK(image[http::field::cache_control] == "no-store");
+  CHECK(image.body().size() > 256 * 1024);
+  CHECK(sha256_hex(image.body()) == sha);
+
+  // Not a profile's or an active notice's photo: CCTV and shops may not read it.
+  auto cctv = console.request("cctv-01", http::verb::get, "/api/photo/" + sha);
+  CHECK(cctv.result() == http::status::forbidden);
+  CHECK(console.request("shop-chatham-1", http::verb::get, "/api/photo/" + sha).result() ==
+        http::status::forbidden);
+  auto unknown = console.request("coord-1", http::verb::get, "/api/photo/" + std::string(64, 'a'));
+  CHECK(unknown.result() == http::status::not_found);
+  CHECK(error_of(unknown).find("no image") != std::string::npos);
+  auto bad = console.request("coord-1", http::verb::get, "/api/photo/../../etc/passwd");
+  CHECK(bad.result() == http::status::bad_request);
+  CHECK(error_of(bad).find("SHA-256") != std::string::npos);
+}
+
+TEST_CASE("a coordinator downloads a subject access export with its images, others may not") {
+  Console console;
+  TestDevice coord(console.pki.dir(), "coord-1", console.hub->address());
+  coord.connect();
+  const auto photo = coord.upload(images::make_png(5, 5, false));
+  REQUIRE(photo.done());
+  auto created = console.request("coord-1", http::verb::post, "/api/coord/profiles.create",
+                                 R"({"name": "Sam Ple", "description": "tall"})");
+  REQUIRE(created.result() == http::status::ok);
+  const auto profile_id = json::parse(created.body())["profile_id"].get<std::int64_t>();
+  const json add{{"profile_id", profile_id}, {"sha256", photo.stored_sha256()}};
+  REQUIRE(console.request("coord-1", http::verb::post, "/api/coord/profiles.photo_add", add.dump())
+              .result() == http::status::ok);
+
+  const std::string target = "/api/sar/" + std::to_string(profile_id);
+  auto sar = console.request("coord-1", http::verb::get, target);
+  REQUIRE(sar.result() == http::status::ok);
+  CHECK(std::string(sar[http::field::content_disposition])
+            .find("attachment; filename=\"sar-profile-" + std::to_string(profile_id) + ".json\"") !=
+        std::string::npos);
+  const json document = json::parse(sar.body());
+  CHECK(document["profile_id"] == profile_id);
+  CHECK(document["export"].is_object());
+  REQUIRE(document["photos"].size() == 1);
+  CHECK(document["photos"][0]["sha256"] == photo.stored_sha256());
+  CHECK(document["photos"][0]["mime"] == "image/png");
+  const auto bytes = base64_decode(document["photos"][0]["data_b64"].get<std::string>());
+  REQUIRE(bytes);
+  CHECK(sha256_hex(*bytes) == photo.stored_sha256());
+
+  auto cctv = console.request("cctv-01", http::verb::get, target);
+  CHECK(cctv.result() == http::status::forbidden);
+  CHECK(error_of(cctv).find("coordinators") != std::string::npos);
+  auto unknown = console.request("coord-1", http::verb::get, "/api/sar/999999");
+  CHECK(unknown.result() == http::status::bad_request);
+  CHECK(error_of(unknown).find("999999") != std::string::npos);
+  CHECK(console.request("coord-1", http::verb::get, "/api/sar/abc").result() ==
+        http::status::bad_request);
+  CHECK(console.request("coord-1", http::verb::post, target, "{}").result() ==
+        http::status::method_not_allowed);
+}
+
+TEST_CASE("through the coordinator API a coordinator cannot approve their own proposal, another "
+          "can, and illegal transitions are refused with the reason") {
+  Console console;
+  TestDevice shop(console.pki.dir(), "shop-chatham-1", console.hub->address());
+  shop.connect();
+  v1::Envelope form;
+  auto* f = form.mutable_form();
+  f->set_form_id("form-console-0001");
+  f->set_occurred_at_ms(now_ms() - 3'600'000);
+  f->set_town("chatham");
+  f->set_premises("Pentagon Centre");
+  f->set_category("theft_from_shop");
+  f->set_description("Took razor blades");
+  f->add_unknown_offenders("male, 30s, grey hoodie");
+  const auto form_msg = shop.send(form);
+  auto confirmed = shop.wait_for([form_msg](const v1::Envelope& e) {
+    return e.has_form_confirmed() || (e.has_error() && e.error().in_reply_to() == form_msg);
+  });
+  REQUIRE(confirmed);
+  REQUIRE(confirmed->has_form_confirmed());
+
+  auto post = [&](const std::string& who, const std::string& op, const json& args) {
+    return console.request(who, http::verb::post, "/api/coord/" + op, args.dump());
+  };
+  auto created = post("coord-1", "profiles.create",
+                      {{"name", "Pat Ern"}, {"from_form", "form-console-0001"}});
+  REQUIRE(created.result() == http::status::ok);
+  const auto profile_id = json::parse(created.body())["profile_id"].get<std::int64_t>();
+  auto proposal = post("coord-1", "notice.propose",
+                       {{"profile_id", profile_id},
+                        {"incidents", {"form-console-0001"}},
+                        {"conditions", "not to enter Boots, Pentagon Centre"},
+                        {"reason", "repeat thefts"}});
+  REQUIRE(proposal.result() == http::status::ok);
+  const auto notice_id = json::parse(proposal.body())["notice_id"].get<std::int64_t>();
+  CHECK(json::parse(proposal.body())["state"] == "proposed");
+
+  auto own = post("coord-1", "notice.approve", {{"notice_id", notice_id}, {"reason", "ok"}});
+  CHECK(own.result() == http::status::forbidden);
+  CHECK_FALSE(error_of(own).empty());
+  auto serve_early = post("coord-2", "notice.serve", {{"notice_id", notice_id}, {"reason", "x"}});
+  CHECK(serve_early.result() == http::status::bad_request);
+  CHECK(error_of(serve_early).find("proposed") != std::string::npos);
+  auto no_reason = post("coord-2", "notice.approve", {{"notice_id", notice_id}});
+  CHECK(no_reason.result() == http::status::bad_request);
+  CHECK(error_of(no_reason).find("reason") != std::string::npos);
+  auto approved = post("coord-2", "notice.approve",
+                       {{"notice_id", notice_id}, {"reason", "board agreed"}});
+  REQUIRE(approved.result() == http::status::ok);
+  CHECK(json::parse(approved.body())["state"] == "approved");
+  CHECK(json::parse(approved.body())["approved_by"] == "coord-2");
+  auto wrong_type = post("coord-1", "notice.approve", {{"notice_id", "one"}, {"reason", "x"}});
+  CHECK(wrong_type.result() == http::status::bad_request);
+  CHECK(error_of(wrong_type).find("notice_id") != std::string::npos);
 }
