@@ -75,12 +75,15 @@ export function clearFlash() {
 }
 
 // Asks for a reason in the modal dialog; resolves to the text, or null when cancelled.
-// `extra` (optional) is a node shown above the reason (e.g. an outcome choice).
-export function askReason(title, help = "", extra = null) {
+// `extra` (optional) is a node shown above the reason (e.g. an outcome choice); `label` the
+// text field's label.
+export function askReason(title, help = "", extra = null,
+                          label = "Reason (required, recorded with the change)") {
   const dialog = document.getElementById("reason-dialog");
   const text = document.getElementById("reason-text");
   document.getElementById("reason-title").textContent = title;
   document.getElementById("reason-help").textContent = help;
+  document.querySelector('label[for="reason-text"]').textContent = label;
   const holder = document.getElementById("reason-extra");
   holder.replaceChildren(...(extra ? [extra] : []));
   text.value = "";

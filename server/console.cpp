@@ -216,29 +216,13 @@ awaitable<WholePhoto> read_photo(Hub& hub, const Identity& who, const std::strin
   }
 }
 
-// GET /api/alerts?hours=H: the alert board's history, newest first, with what happened to
-// each alert (docs/operations.md, "Console").
-awaitable<Response> recent_alerts(Hub& hub, const Identity& who, const Request& request) {
-  const unsigned version = request.version();
-  const bool keep = request.keep_alive();
-  std::int64_t hours = 12;
-  const std::string target(request.target());
-  if (const auto q = target.find('?'); q != std::string::npos) {
-    const std::string query = target.substr(q + 1);
-    static const std::regex hours_only("hours=([0-9]{1,3})");
-    std::smatch m;
-    if (!std::regex_match(query, m, hours_only) || std::stoi(m[1]) < 1 || std::stoi(m[1]) > 72) {
-      co_return error_answer(http::status::bad_request,
-                             "the only parameter is hours=H, 1 to 72 (default 12)", version, keep);
-    }
-    hours = std::stoi(m[1]);
-  }
-  const std::int64_t now = now_ms();
-  const std::int64_t since = now - hours * 3600 * 1000;
-  const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
-  auto body = std::make_shared<std::string>();
-  // Named, not a temporary in the co_await expression (GCC 12 destroys those twice).
-  std::function<void(SQLite::Database&)> job = [since, town, now, body](SQLite::Database& db) {
+// The store job behind GET /api/alerts: writes the answer into `body`. Not a coroutine, so
+// that the lambda (and its captured strings) are made outside one: GCC 12 destroys such
+// captures twice when the lambda is made inside a coroutine.
+std::function<void(SQLite::Database&)> alerts_job(std::int64_t since, std::string town,
+                                                  std::int64_t now,
+                                                  std::shared_ptr<std::string> body) {
+  return [since, town = std::move(town), now, body](SQLite::Database& db) {
     json list = json::array();
     for (const auto& a : alerts::recent(db, since, town, 500)) {
       json events = json::array();
@@ -294,6 +278,30 @@ awaitable<Response> recent_alerts(Hub& hub, const Identity& who, const Request& 
     }
     *body = json{{"now_ms", now}, {"alerts", std::move(list)}}.dump();
   };
+}
+
+// GET /api/alerts?hours=H: the alert board's history, newest first, with what happened to
+// each alert (docs/operations.md, "Console").
+awaitable<Response> recent_alerts(Hub& hub, const Identity& who, const Request& request) {
+  const unsigned version = request.version();
+  const bool keep = request.keep_alive();
+  std::int64_t hours = 12;
+  const std::string target(request.target());
+  if (const auto q = target.find('?'); q != std::string::npos) {
+    const std::string query = target.substr(q + 1);
+    static const std::regex hours_only("hours=([0-9]{1,3})");
+    std::smatch m;
+    if (!std::regex_match(query, m, hours_only) || std::stoi(m[1]) < 1 || std::stoi(m[1]) > 72) {
+      co_return error_answer(http::status::bad_request,
+                             "the only parameter is hours=H, 1 to 72 (default 12)", version, keep);
+    }
+    hours = std::stoi(m[1]);
+  }
+  const std::int64_t now = now_ms();
+  const std::int64_t since = now - hours * 3600 * 1000;
+  const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
+  auto body = std::make_shared<std::string>();
+  auto job = alerts_job(since, town, now, body);
   co_await on_store(hub, std::move(job));
   co_return json_answer(http::status::ok, *body, version, keep);
 }
