@@ -47,8 +47,8 @@ function hhmmss(ms) {
 
 // ---- state kept while the page lives (across screen changes) ---------------------------------
 
-// Sightings come only from the live feed (the hub has no list of them for the board), so they
-// are collected from the moment the feed exists, not only while the board is open.
+// Sightings: the last 12 hours from GET /api/sightings, then the live feed's, collected from
+// the moment the feed exists, not only while the board is open.
 const sightings = [];
 const watchedFeeds = new WeakSet();
 function collectSightings(live) {
@@ -174,7 +174,7 @@ function board(ctx, view) {
   const list = el("div", { class: "b-alerts", id: "alert-list" });
   const empty = el("p", { class: "muted b-empty" }, "Loading alerts…");
   const sightList = el("ol", { class: "b-sightings", id: "sighting-list", reversed: true });
-  const sightEmpty = el("p", { class: "muted b-empty" }, "No sightings since this page opened.");
+  const sightEmpty = el("p", { class: "muted b-empty" }, "No sightings in the last 12 hours.");
   const townList = el("datalist", { id: "b-towns" });
 
   view.append(el("div", { class: "b-board" },
@@ -379,6 +379,20 @@ function board(ctx, view) {
     } catch (error) {
       empty.hidden = false;
       empty.textContent = `Cannot load the alerts: ${error.message}`;
+    }
+  }
+
+  // The sightings of the last 12 hours (each read is audited: only on opening the board and
+  // after a reconnect, not on every change), merged with the ones the feed brought.
+  async function loadSightings() {
+    try {
+      const answer = await getJSON("/api/sightings?hours=12");
+      for (const s of (answer.sightings || []).slice().reverse()) rememberSighting(s);
+      sightings.sort((a, b) => num(b.accepted_at_ms) - num(a.accepted_at_ms));
+      renderSightings();
+    } catch (error) {
+      sightEmpty.hidden = false;
+      sightEmpty.textContent = `Cannot load the sightings: ${error.message}`;
     }
   }
 
@@ -606,7 +620,10 @@ function board(ctx, view) {
     if (anyLoud && ticks % 4 === 0) beep();
   }, 1000);
 
-  const onOnline = () => load();
+  const onOnline = () => {
+    load();
+    loadSightings();
+  };
   if (live) {
     live.addEventListener("message", onMessage);
     live.addEventListener("online", onOnline);
@@ -614,6 +631,7 @@ function board(ctx, view) {
   renderSightings();
   refreshTowns();
   load();
+  loadSightings();
 
   return () => {
     clearInterval(ticker);

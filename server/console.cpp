@@ -5,8 +5,10 @@
 #include "core/out_queue.hpp"
 #include "core/tls.hpp"
 #include "server/alert_store.hpp"
+#include "server/audit.hpp"
 #include "server/console_assets.hpp"
 #include "server/session.hpp"
+#include "server/sighting_store.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -280,28 +282,68 @@ std::function<void(SQLite::Database&)> alerts_job(std::int64_t since, std::strin
   };
 }
 
-// GET /api/alerts?hours=H: the alert board's history, newest first, with what happened to
-// each alert (docs/operations.md, "Console").
-awaitable<Response> recent_alerts(Hub& hub, const Identity& who, const Request& request) {
+// The hours=H of a board list's query string (default 12): 0 when it is malformed or out of
+// 1..72.
+std::int64_t hours_of(const std::string& target) {
+  const auto q = target.find('?');
+  if (q == std::string::npos) return 12;
+  static const std::regex hours_only("hours=([0-9]{1,3})");
+  std::smatch m;
+  const std::string query = target.substr(q + 1);
+  if (!std::regex_match(query, m, hours_only)) return 0;
+  const int hours = std::stoi(m[1]);
+  return hours >= 1 && hours <= 72 ? hours : 0;
+}
+
+// The store job behind GET /api/sightings (as alerts_job). Reading the list is audited: the
+// sightings may name offenders.
+std::function<void(SQLite::Database&)> sightings_job(std::int64_t since, std::int64_t hours,
+                                                     Identity who, std::int64_t now,
+                                                     std::shared_ptr<std::string> body) {
+  return [since, hours, who = std::move(who), now, body](SQLite::Database& db) {
+    const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
+    json list = json::array();
+    for (const auto& r : sightings::recent(db, since, town, 500)) {
+      list.push_back({{"sighting_id", r.sighting_id},
+                      {"text", r.text},
+                      {"location", r.location},
+                      {"heading", r.heading},
+                      {"town", r.town},
+                      {"profile_id", r.profile_id.value_or(0)},
+                      {"profile_name", r.profile_name},
+                      {"photo_sha256", r.photo_sha256},
+                      {"possible_breach", r.possible_breach},
+                      {"notice_id", r.notice_id.value_or(0)},
+                      {"origin_id", r.device_id},
+                      {"origin_role", r.sender_role},
+                      {"origin_member", r.sender_member},
+                      {"origin_town", r.sender_town},
+                      {"seen_at_ms", r.seen_at_ms},
+                      {"accepted_at_ms", r.accepted_at_ms}});
+    }
+    audit::append(db, {now, who.id, std::string(to_string(who.role)), "read", "sightings", "",
+                       "last " + std::to_string(hours) + " h: " + std::to_string(list.size())});
+    *body = json{{"now_ms", now}, {"sightings", std::move(list)}}.dump();
+  };
+}
+
+// GET /api/alerts?hours=H and GET /api/sightings?hours=H: the board's history, newest first
+// (docs/operations.md, "Console").
+awaitable<Response> board_list(Hub& hub, const Identity& who, const Request& request,
+                               bool alerts) {
   const unsigned version = request.version();
   const bool keep = request.keep_alive();
-  std::int64_t hours = 12;
-  const std::string target(request.target());
-  if (const auto q = target.find('?'); q != std::string::npos) {
-    const std::string query = target.substr(q + 1);
-    static const std::regex hours_only("hours=([0-9]{1,3})");
-    std::smatch m;
-    if (!std::regex_match(query, m, hours_only) || std::stoi(m[1]) < 1 || std::stoi(m[1]) > 72) {
-      co_return error_answer(http::status::bad_request,
-                             "the only parameter is hours=H, 1 to 72 (default 12)", version, keep);
-    }
-    hours = std::stoi(m[1]);
+  const std::int64_t hours = hours_of(std::string(request.target()));
+  if (hours == 0) {
+    co_return error_answer(http::status::bad_request,
+                           "the only parameter is hours=H, 1 to 72 (default 12)", version, keep);
   }
   const std::int64_t now = now_ms();
   const std::int64_t since = now - hours * 3600 * 1000;
   const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
   auto body = std::make_shared<std::string>();
-  auto job = alerts_job(since, town, now, body);
+  auto job = alerts ? alerts_job(since, town, now, body)
+                    : sightings_job(since, hours, who, now, body);
   co_await on_store(hub, std::move(job));
   co_return json_answer(http::status::ok, *body, version, keep);
 }
@@ -402,7 +444,7 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
     co_return json_answer(http::status::ok, json{{"now_ms", now_ms()}, {"handsets", list}}.dump(),
                           version, keep);
   }
-  if (target == "/api/alerts") {
+  if (target == "/api/alerts" || target == "/api/sightings") {
     if (who.role == Role::shop) {
       co_return error_answer(http::status::forbidden,
                              "the alert board is for CCTV, police and coordinators", version,
@@ -411,7 +453,7 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
     if (request.method() != http::verb::get) {
       co_return error_answer(http::status::method_not_allowed, "use GET", version, keep);
     }
-    co_return co_await recent_alerts(hub, who, request);
+    co_return co_await board_list(hub, who, request, target == "/api/alerts");
   }
   constexpr std::string_view kPhoto = "/api/photo/";
   if (target.starts_with(kPhoto)) {

@@ -70,17 +70,17 @@ Breach check_breach(SQLite::Database& db, std::int64_t profile_id, const std::st
   return breach;
 }
 
-std::optional<Record> find(SQLite::Database& db, const std::string& sighting_id) {
-  SQLite::Statement select(
-      db,
-      "SELECT s.sighting_id, s.device_id, s.device_seq, s.sender_role, s.sender_member, "
-      "s.sender_town, s.town, s.text, s.location, s.heading, s.profile_id, "
-      "coalesce(s.photo_sha256, ''), s.seen_at_ms, s.accepted_at_ms, s.possible_breach, "
-      "s.notice_id, coalesce(p.name, '') "
-      "FROM sightings s LEFT JOIN profiles p ON p.profile_id = s.profile_id "
-      "WHERE s.sighting_id = ?");
-  select.bind(1, sighting_id);
-  if (!select.executeStep()) return std::nullopt;
+namespace {
+
+constexpr const char* kSelectSightings =
+    "SELECT s.sighting_id, s.device_id, s.device_seq, s.sender_role, s.sender_member, "
+    "s.sender_town, s.town, s.text, s.location, s.heading, s.profile_id, "
+    "coalesce(s.photo_sha256, ''), s.seen_at_ms, s.accepted_at_ms, s.possible_breach, "
+    "s.notice_id, coalesce(p.name, '') "
+    "FROM sightings s LEFT JOIN profiles p ON p.profile_id = s.profile_id ";
+
+// Reads a row selected with kSelectSightings.
+Record read_sighting(const SQLite::Statement& select) {
   Record r;
   r.sighting_id = select.getColumn(0).getString();
   r.device_id = select.getColumn(1).getString();
@@ -100,6 +100,30 @@ std::optional<Record> find(SQLite::Database& db, const std::string& sighting_id)
   r.notice_id = optional_int(select.getColumn(15));
   r.profile_name = select.getColumn(16).getString();
   return r;
+}
+
+}  // namespace
+
+std::optional<Record> find(SQLite::Database& db, const std::string& sighting_id) {
+  SQLite::Statement select(db, std::string(kSelectSightings) + "WHERE s.sighting_id = ?");
+  select.bind(1, sighting_id);
+  if (!select.executeStep()) return std::nullopt;
+  return read_sighting(select);
+}
+
+std::vector<Record> recent(SQLite::Database& db, std::int64_t since_ms, const std::string& town,
+                           int limit) {
+  const bool every_town = town.empty() || town == "all";
+  SQLite::Statement select(db, std::string(kSelectSightings) +
+                                   "WHERE s.accepted_at_ms >= ?1 AND (?2 OR s.town = ?3) "
+                                   "ORDER BY s.accepted_at_ms DESC, s.sighting_id LIMIT ?4");
+  select.bind(1, since_ms);
+  select.bind(2, every_town ? 1 : 0);
+  select.bind(3, town);
+  select.bind(4, limit);
+  std::vector<Record> out;
+  while (select.executeStep()) out.push_back(read_sighting(select));
+  return out;
 }
 
 InsertResult insert(SQLite::Database& db, Record record, std::int64_t now_ms) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace SQLite {
 class Database;
@@ -73,5 +74,10 @@ InsertResult insert(SQLite::Database& db, Record record, std::int64_t now_ms);
 
 // The stored sighting, or nullopt.
 std::optional<Record> find(SQLite::Database& db, const std::string& sighting_id);
+
+// Sightings accepted at or after `since_ms`, newest first, at most `limit`: in `town`, or in
+// every town when `town` is empty or "all". For the console's board.
+std::vector<Record> recent(SQLite::Database& db, std::int64_t since_ms, const std::string& town,
+                           int limit);
 
 }  // namespace saferlink::server::sightings

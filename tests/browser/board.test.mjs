@@ -126,6 +126,14 @@ describe("alert board", () => {
       assert.match(line, /Pentagon Centre/);
       // And it is on the board's own sightings list.
       await page.locator("#sighting-list").getByText(text).waitFor({ timeout: WAIT });
+      // A board opened later lists it too (GET /api/sightings: the last 12 hours of the
+      // viewer's town), not only boards that were open when it was posted.
+      const later = await openBoard(browser, town, "police-chatham-01");
+      try {
+        await later.page.locator("#sighting-list").getByText(text).waitFor({ timeout: WAIT });
+      } finally {
+        await later.context.close();
+      }
 
       // A town the hub does not know: the hub's error is shown.
       await page.getByLabel("What was seen (required)").fill("nowhere");

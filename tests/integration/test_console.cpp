@@ -515,3 +515,51 @@ TEST_CASE("through the coordinator API a coordinator cannot approve their own pr
   CHECK(wrong_type.result() == http::status::bad_request);
   CHECK(error_of(wrong_type).find("notice_id") != std::string::npos);
 }
+
+TEST_CASE("the board lists recent sightings of the viewer's town with breach flags, audited, and "
+          "not for shops") {
+  Console console;
+  TestDevice shop(console.pki.dir(), "shop-chatham-1", console.hub->address());
+  shop.connect();
+  v1::Envelope e;
+  auto* s = e.mutable_sighting();
+  s->set_sighting_id("shop-chatham-1:7");
+  s->set_device_seq(7);
+  s->set_text("grey hoodie by the fountain");
+  s->set_location("Pentagon Centre");
+  const auto id = shop.send(e);
+  auto accepted = shop.wait_for([id](const v1::Envelope& x) {
+    return x.has_sighting_accepted() || (x.has_error() && x.error().in_reply_to() == id);
+  });
+  REQUIRE(accepted);
+  REQUIRE(accepted->has_sighting_accepted());
+
+  auto list = [&](const std::string& who) {
+    auto r = console.request(who, http::verb::get, "/api/sightings?hours=2");
+    REQUIRE(r.result() == http::status::ok);
+    CHECK(r[http::field::cache_control] == "no-store");
+    return json::parse(r.body())["sightings"];
+  };
+  const json cctv = list("cctv-01");
+  REQUIRE(cctv.size() == 1);
+  CHECK(cctv[0]["sighting_id"] == "shop-chatham-1:7");
+  CHECK(cctv[0]["text"] == "grey hoodie by the fountain");
+  CHECK(cctv[0]["town"] == "chatham");
+  CHECK(cctv[0]["origin_member"] == "Boots Chatham");
+  CHECK(cctv[0]["possible_breach"] == false);
+  CHECK(list("police-chatham-1").size() == 1);
+  CHECK(list("police-strood-1").empty());
+  CHECK(list("coord-1").size() == 1);
+  auto shops = console.request("shop-chatham-2", http::verb::get, "/api/sightings");
+  CHECK(shops.result() == http::status::forbidden);
+  CHECK(console.request("cctv-01", http::verb::get, "/api/sightings?hours=0").result() ==
+        http::status::bad_request);
+  // Each read is in the audit log under the reader's name.
+  auto audit = console.request("coord-1", http::verb::post, "/api/coord/audit.show",
+                               R"({"object_type": "sightings"})");
+  REQUIRE(audit.result() == http::status::ok);
+  const json rows = json::parse(audit.body());
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0]["actor_id"] == "cctv-01");
+  CHECK(rows[0]["action"] == "read");
+}
