@@ -86,6 +86,29 @@ describe("alert board", () => {
     }
   });
 
+  it("a panic pressed on a simulated handset (saferlink-sim) appears on the CCTV screen and the "
+    + "handset hears the acknowledgement naming the operator", async () => {
+    const { context, page } = await openBoard(browser, town, "cctv-op-01");
+    const handset = town.spawnSim("shop-chatham-02", "--hold", "0.2");
+    try {
+      await handset.waitFor(/ on air /, WAIT);
+      handset.key("p");  // the panic button, held
+      const raised = await handset.waitFor(/PANIC raised \S+/, WAIT);
+      const alertId = raised.match(/PANIC raised (\S+)/)[1];
+      const card = page.locator(`[data-alert-id="${alertId}"]`);
+      await card.waitFor({ timeout: WAIT });
+      assert.equal(await card.getAttribute("data-state"), "open");
+      await card.locator('button[data-action="ACKNOWLEDGED"]').click();
+      const heard = await handset.waitFor(
+        new RegExp(`acknowledged by cctv-op-01 \\(cctv, all\\) for ${alertId}`), WAIT);
+      assert.match(heard, /LED/);  // the handset's own status line, not an echo of the board
+      await card.getByText(/Acknowledged\s*by cctv-op-01/).waitFor({ timeout: WAIT });
+    } finally {
+      await handset.kill();
+      await context.close();
+    }
+  });
+
   it("police: En route reaches the handset", async () => {
     const { context, page } = await openBoard(browser, town, "police-chatham-01");
     try {

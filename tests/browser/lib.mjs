@@ -135,6 +135,7 @@ export async function startTown({ build, seedDemo = true, escalationMs = 15000 }
   const hubBin = path.join(bin, "server/saferlink-hub");
   const caBin = path.join(bin, "certs/saferlink-ca");
   const cliBin = path.join(bin, "client/saferlink");
+  const simBin = path.join(bin, "firmware-sim/saferlink-sim");
 
   const dir = await mkdtemp(path.join(os.tmpdir(), "saferlink-browser-"));
   const caDir = path.join(dir, "ca");
@@ -210,6 +211,18 @@ export async function startTown({ build, seedDemo = true, escalationMs = 15000 }
         const proc = spawn(cliBin, ["--hub", town.hubAddr, "--certs", caDir, "--id", id,
           ...cliArgs], { stdio: ["ignore", "pipe", "pipe"] });
         const child = watched(proc);
+        children.add(child);
+        child.exit.then(() => children.delete(child));
+        return child;
+      },
+      // A simulated handset (saferlink-sim handset: the firmware's state machine) as `id`;
+      // key(k) types a key on its keypad (p: panic with a long press, a: acknowledge, …).
+      spawnSim(id, ...simArgs) {
+        const proc = spawn(simBin, ["handset", "--hub", town.hubAddr, "--certs", caDir, "--id", id,
+          "--flash", path.join(dir, `${id}.flash`), ...simArgs],
+        { stdio: ["pipe", "pipe", "pipe"] });
+        const child = watched(proc);
+        child.key = (k) => proc.stdin.write(`${k}\n`);
         children.add(child);
         child.exit.then(() => children.delete(child));
         return child;
