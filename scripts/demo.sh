@@ -124,7 +124,8 @@ connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, tim
 connection.request("GET", "/api/me")
 me = json.loads(connection.getresponse().read())
 assert me["id"] == "coord-01" and me["role"] == "coordinator", me
-connection.request("POST", "/api/coord/notice.list", body="{}")
+connection.request("POST", "/api/coord/notice.list", body="{}",
+                   headers={"Content-Type": "application/json"})
 assert connection.getresponse().status == 200
 PY
   echo "demo smoke run passed"

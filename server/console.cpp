@@ -89,6 +89,13 @@ std::optional<std::string> static_file(const std::string& dir, const std::string
   return std::nullopt;
 }
 
+// A request a browser sent on behalf of a page of another origin (its Origin header names
+// another scheme, host or port than this console) is refused with 403: the browser presents
+// the person's certificate to any page that asks, so the origin is what tells the console's
+// own page from another site's (cross-site request forgery, WebSocket hijacking). Requests
+// without an Origin (programs, top-level navigation) pass.
+std::optional<Response> cross_site(const Request& request);
+
 void secure(Response& r, bool personal_data) {
   r.set(http::field::server, "saferlink-hub");
   r.set("Content-Security-Policy",
@@ -125,6 +132,16 @@ http::status status_of(v1::ErrorCode code) {
     case v1::STORE_FAILED: return http::status::internal_server_error;
     default: return http::status::bad_request;
   }
+}
+
+std::optional<Response> cross_site(const Request& request) {
+  const auto origin = request.find(http::field::origin);
+  if (origin == request.end()) return std::nullopt;
+  const std::string expected = "https://" + std::string(request[http::field::host]);
+  if (std::string(origin->value()) == expected) return std::nullopt;
+  return error_answer(http::status::forbidden,
+                      "cross-origin request refused: the console answers only its own pages",
+                      request.version(), false);
 }
 
 // Runs `job` on the store thread and resumes on the calling coroutine's executor; rethrows
@@ -504,6 +521,12 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
       co_return error_answer(http::status::not_found, "name a query: /api/coord/OP", version,
                              keep);
     }
+    const std::string type(request[http::field::content_type]);
+    if (!type.starts_with("application/json")) {
+      co_return error_answer(http::status::unsupported_media_type,
+                             "send the arguments as Content-Type: application/json", version,
+                             keep);
+    }
     co_return co_await coordinator_query(hub, who, op, request);
   }
   if (target.starts_with("/api/")) {
@@ -736,7 +759,12 @@ awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::so
       close_after = true;
     } else {
       Request request = parser.release();
-      if (beast::websocket::is_upgrade(request)) {
+      if (auto refusal = cross_site(request)) {
+        // A page of another site in this person's browser would present their certificate
+        // too: it gets nothing, neither the API nor the live feed.
+        response = std::move(*refusal);
+        close_after = true;
+      } else if (beast::websocket::is_upgrade(request)) {
         std::string target(request.target());
         if (target.substr(0, target.find('?')) == "/api/live") {
           co_await live(hub, *who, stream, std::move(request));

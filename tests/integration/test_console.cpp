@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <map>
 #include <thread>
 
 using namespace saferlink;
@@ -57,7 +58,8 @@ struct Console {
   // One request over a fresh TLS connection as `id` (empty: no client certificate).
   http::response<http::string_body> request(const std::string& id, http::verb verb,
                                             const std::string& target,
-                                            const std::string& body = "") {
+                                            const std::string& body = "",
+                                            const std::map<std::string, std::string>& headers = {}) {
     asio::io_context io;
     std::shared_ptr<asio::ssl::context> context;
     if (id.empty()) {
@@ -73,6 +75,7 @@ struct Console {
     http::request<http::string_body> req{verb, target, 11};
     req.set(http::field::host, "127.0.0.1");
     req.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) req.set(name, value);
     req.body() = body;
     req.prepare_payload();
     http::write(stream, req);
@@ -562,4 +565,41 @@ TEST_CASE("the board lists recent sightings of the viewer's town with breach fla
   REQUIRE(rows.size() == 4);
   CHECK(rows[0]["actor_id"] == "cctv-01");
   CHECK(rows[0]["action"] == "read");
+}
+
+TEST_CASE("requests from another site's page are refused, and the coordinator API takes only "
+          "JSON: no cross-site request forgery, no hijacked live feed") {
+  Console console;
+  // The console's own page: Origin is the console itself.
+  const std::string self = "https://127.0.0.1:" + std::to_string(console.hub->hub->console_port());
+  auto own = console.request("coord-1", http::verb::post, "/api/coord/audit.verify", "{}",
+                             {{"Origin", self}, {"Host", self.substr(8)}});
+  CHECK(own.result() == http::status::ok);
+  auto forged = console.request("coord-1", http::verb::post, "/api/coord/audit.verify", "{}",
+                                {{"Origin", "https://evil.example"}});
+  CHECK(forged.result() == http::status::forbidden);
+  CHECK(error_of(forged).find("cross-origin") != std::string::npos);
+  auto other_port = console.request("coord-1", http::verb::get, "/api/me", "",
+                                    {{"Origin", "https://127.0.0.1:1"}});
+  CHECK(other_port.result() == http::status::forbidden);
+  // A form post (text/plain) from anywhere is not taken as JSON arguments.
+  auto form = console.request("coord-1", http::verb::post, "/api/coord/audit.verify", "{}",
+                              {{"Content-Type", "text/plain"}});
+  CHECK(form.result() == http::status::unsupported_media_type);
+  CHECK(error_of(form).find("application/json") != std::string::npos);
+
+  // The live feed's upgrade from another origin is refused before any WebSocket exists.
+  asio::io_context io;
+  auto context = make_client_context(tls_files(console.pki.dir(), "cctv-01"));
+  beast::websocket::stream<asio::ssl::stream<asio::ip::tcp::socket>> ws(io, *context);
+  beast::get_lowest_layer(ws).connect(
+      {asio::ip::make_address("127.0.0.1"), console.hub->hub->console_port()});
+  ws.next_layer().handshake(asio::ssl::stream_base::client);
+  ws.set_option(beast::websocket::stream_base::decorator(
+      [](beast::websocket::request_type& r) { r.set(http::field::origin, "https://evil.example"); }));
+  beast::websocket::response_type refused;
+  boost::system::error_code ec;
+  ws.handshake(refused, "127.0.0.1", "/api/live", ec);
+  CHECK(ec);
+  CHECK(refused.result() == http::status::forbidden);
 }
