@@ -107,6 +107,7 @@ void secure(Response& r, bool personal_data) {
   r.set("X-Frame-Options", "DENY");
   r.set("Referrer-Policy", "no-referrer");
   r.set("Cross-Origin-Opener-Policy", "same-origin");
+  r.set("Cross-Origin-Resource-Policy", "same-origin");  // no embedding in another site's page
   r.set(http::field::cache_control, personal_data ? "no-store" : "no-cache");
 }
 

@@ -112,6 +112,7 @@ TEST_CASE("the console knows who you are from your certificate and serves its pa
   CHECK(csp.find("script-src 'self'") != std::string::npos);
   CHECK(csp.find("unsafe-inline") == std::string::npos);
   CHECK(page["X-Content-Type-Options"] == "nosniff");
+  CHECK(page["Cross-Origin-Resource-Policy"] == "same-origin");
   CHECK(page.body().find("/app.js") != std::string::npos);
   auto script = console.request("cctv-01", http::verb::get, "/app.js");
   REQUIRE(script.result() == http::status::ok);
