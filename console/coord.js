@@ -55,6 +55,17 @@ function emptyRow(cols, text) {
   return el("tr", { class: "empty" }, el("td", { colspan: cols, class: "muted" }, text));
 }
 
+// Opens another screen and then shows `message` there (the router clears the flash when the
+// screen changes; this listener runs after the router's).
+function navigate(hash, message) {
+  if (location.hash === hash) {
+    flash(message, "ok");
+    return;
+  }
+  window.addEventListener("hashchange", () => flash(message, "ok"), { once: true });
+  location.hash = hash;
+}
+
 // A definition list from [term, value] pairs (values: text or nodes; null pairs skipped).
 function details(pairs) {
   const dl = el("dl", { class: "facts" });
@@ -314,8 +325,8 @@ function createPanel(root, f) {
         weapons: weapons.checked,
         from_form: f.form_id,
       });
-      flash(`Profile ${p.profile_id} (${p.name}) created and linked to form ${f.form_id}.`, "ok");
-      location.hash = `#/profile/${p.profile_id}`;
+      navigate(`#/profile/${p.profile_id}`,
+        `Profile ${p.profile_id} (${p.name}) created and linked to form ${f.form_id}.`);
     } catch (error) {
       submit.disabled = false;
       failed(root, error);
@@ -380,8 +391,9 @@ function profile(ctx, view, [id, mode]) {
   const profileId = Number(id);
   if (!Number.isInteger(profileId) || profileId <= 0) {
     root.append(el("p", { class: "refused" }, `"${id}" is not a profile id.`));
-    return;
+    return undefined;
   }
+  const uploads = new AbortController(); // aborted when the user leaves: stops any upload
   const load = async () => {
     root.replaceChildren(loading());
     try {
@@ -392,34 +404,56 @@ function profile(ctx, view, [id, mode]) {
     }
   };
   const draw = (p) => {
+    const live = !p.merged_into; // a merged profile can no longer be changed
     const incidents = [...(p.incidents || [])].sort((a, b) => b.occurred_at_ms - a.occurred_at_ms);
-    const proposeBox = proposePanel(root, p, incidents, mode === "propose");
+    const proposeBox = live ? proposePanel(root, p, incidents, mode === "propose") : null;
+    const editBox = live ? editPanel(root, p, draw) : null;
+    const mergeBox = live ? mergePanel(root, p) : null;
+    const openPanel = (box) => {
+      for (const other of [editBox, mergeBox]) if (other && other !== box) other.open = false;
+      box.open = true;
+      box.scrollIntoView({ block: "nearest" });
+      box.querySelector("input, textarea")?.focus();
+    };
     fill(root,
       el("p", { class: "crumbs" }, el("a", { href: "#/profiles" }, "← Profiles")),
       el("div", { class: "heading" },
         el("h2", {}, p.name, el("span", { class: "muted" }, ` · profile ${p.profile_id}`)),
         flags(p),
         el("div", { class: "heading-actions buttons" },
+        live ? el("button", {
+          type: "button", dataset: { action: "edit-profile" }, "aria-controls": "edit-profile",
+          onclick: () => openPanel(editBox),
+        }, "Edit profile") : null,
+        live ? el("button", {
+          type: "button", dataset: { action: "merge-profile" }, "aria-controls": "merge-profile",
+          onclick: () => openPanel(mergeBox),
+        }, "Merge into another profile…") : null,
         el("a", {
           class: "button", href: `/api/sar/${p.profile_id}`, download: `sar-profile-${p.profile_id}.json`,
           dataset: { action: "sar" },
         }, "Download subject access export (SAR)"),
-        el("button", {
+        live ? el("button", {
           type: "button", class: "primary", dataset: { action: "open-propose" },
           onclick: () => { proposeBox.open = true; proposeBox.scrollIntoView({ block: "start" });
             proposeBox.querySelector("input, textarea")?.focus(); },
-        }, "Propose exclusion notice"))),
+        }, "Propose exclusion notice") : null)),
       el("p", { class: "audit-note", role: "note" },
         `Opening this profile is recorded in the audit log (read by ${ctx.me.id}).`),
       p.merged_into
-        ? el("p", { class: "warning" }, "This profile was merged into ", profileLink(p.merged_into), ".")
+        ? el("p", { class: "warning merged-into", dataset: { mergedInto: p.merged_into } },
+            "This profile was merged into ", profileLink(p.merged_into),
+            ": its incidents, aliases, photos and notices are there now. It can no longer be " +
+              "changed, nor a notice proposed against it.")
         : null,
+      editBox,
+      mergeBox,
       el("div", { class: "columns" },
         el("section", { class: "card", "aria-labelledby": "profile-facts" },
           el("h3", { id: "profile-facts" }, "Profile"),
           details([
-            ["Aliases", (p.aliases || []).join(", ")],
-            ["Description", el("span", { class: "prose" }, p.description || "—")],
+            ["Aliases", el("span", { class: "aliases" }, (p.aliases || []).join(", ") || "—")],
+            ["Description", el("span", { class: "prose description" }, p.description || "—")],
             ["Violent", p.violent ? "yes" : "no"],
             ["Weapons", p.weapons ? "yes" : "no"],
             ["Towns", (p.towns || []).join(", ")],
@@ -428,13 +462,12 @@ function profile(ctx, view, [id, mode]) {
             ["Created", `${fmtTime(p.created_at_ms)} by ${p.created_by}`],
             ["Updated", fmtTime(p.updated_at_ms)],
             (p.merged_from || []).length
-              ? ["Merged from", p.merged_from.map((m, i) => [i ? ", " : "", profileLink(m)])]
+              ? ["Merged from", el("span", { class: "merged-from" },
+                  p.merged_from.flatMap((m, i) => [i ? ", " : null, profileLink(m)]))]
               : null,
           ]),
-          el("h3", {}, "Photos"),
-          (p.photos || []).length
-            ? el("div", { class: "photos" }, p.photos.map((sha) => photo(sha, `Photo of ${p.name}`)))
-            : el("p", { class: "muted" }, "No photo."),
+          el("h3", { id: "profile-photos" }, "Photos"),
+          photosPanel(root, ctx, p, draw, live, uploads.signal),
         ),
         el("section", { class: "card", "aria-labelledby": "profile-notices" },
           el("h3", { id: "profile-notices" }, "Exclusion notices"),
@@ -456,12 +489,373 @@ function profile(ctx, view, [id, mode]) {
       ),
       proposeBox,
     );
-    if (mode === "propose") {
+    if (mode === "propose" && proposeBox) {
       proposeBox.scrollIntoView({ block: "start" });
       proposeBox.querySelector("input, textarea")?.focus();
     }
   };
   load();
+  return () => uploads.abort();
+}
+
+// Aliases as typed: one per line, or (all on one line) separated by commas. Blank ones and
+// repeats dropped.
+function parseAliases(text) {
+  const parts = text.includes("\n") ? text.split("\n") : text.split(",");
+  return [...new Set(parts.map((a) => a.trim()).filter(Boolean))];
+}
+
+const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+// "Edit profile": name, aliases, description, flags -> profiles.edit with the fields changed.
+// `redraw(profile)` draws the answer (the profile in full).
+function editPanel(root, p, redraw) {
+  const name = el("input", { id: "edit-name", required: true, maxlength: 200, autocomplete: "off",
+    value: p.name });
+  const aliases = el("textarea", { id: "edit-aliases", rows: 3, autocomplete: "off",
+    "aria-describedby": "edit-aliases-hint" }, (p.aliases || []).join("\n"));
+  const description = el("textarea", { id: "edit-description", rows: 4, maxlength: 4000 },
+    p.description || "");
+  const violent = el("input", { id: "edit-violent", type: "checkbox", checked: p.violent });
+  const weapons = el("input", { id: "edit-weapons", type: "checkbox", checked: p.weapons });
+  const save = el("button", { type: "submit", class: "primary", dataset: { action: "save-profile" } },
+    "Save changes");
+  let box = null;
+  const cancel = el("button", { type: "button", dataset: { action: "cancel-edit" },
+    onclick: () => {
+      box.open = false;
+      root.querySelector('[data-action="edit-profile"]')?.focus();
+    } }, "Cancel");
+  const submit = async (event) => {
+    event.preventDefault();
+    const args = { profile_id: p.profile_id };
+    const newName = name.value.trim();
+    if (!newName) {
+      flash("A profile needs a name.");
+      name.focus();
+      return;
+    }
+    if (newName !== p.name) args.name = newName;
+    const newAliases = parseAliases(aliases.value);
+    if (!sameList(newAliases, p.aliases || [])) args.aliases = newAliases;
+    const newDescription = description.value.trim();
+    if (newDescription !== (p.description || "")) args.description = newDescription;
+    if (violent.checked !== Boolean(p.violent)) args.violent = violent.checked;
+    if (weapons.checked !== Boolean(p.weapons)) args.weapons = weapons.checked;
+    const changed = Object.keys(args).filter((k) => k !== "profile_id");
+    if (!changed.length) {
+      flash("Nothing changed.", "ok");
+      return;
+    }
+    save.disabled = true;
+    try {
+      const updated = await coord("profiles.edit", args);
+      if (!root.isConnected) return;
+      flash(`Profile ${updated.profile_id} saved (${changed.join(", ")} changed).`, "ok");
+      redraw(updated);
+      root.querySelector('[data-action="edit-profile"]')?.focus();
+    } catch (error) {
+      save.disabled = false;
+      failed(root, error);
+    }
+  };
+  box = el("details", { class: "panel edit-profile", id: "edit-profile" },
+    el("summary", {}, "Edit profile"),
+    el("form", { class: "stack", onsubmit: submit, "aria-label": "Edit the profile" },
+      labelled("edit-name", "Name", name),
+      labelled("edit-aliases", "Aliases", aliases,
+        "One per line, or separated by commas on one line. Saving replaces the whole list."),
+      labelled("edit-description", "Description", description),
+      el("div", { class: "checks" },
+        el("label", { class: "check" }, violent, " Violent"),
+        el("label", { class: "check" }, weapons, " Weapons")),
+      el("p", { class: "muted small" }, "Only the fields you change are sent; the audit log records which."),
+      el("div", { class: "buttons" }, save, cancel)));
+  return box;
+}
+
+// A yes/no question in a modal dialog of its own (no reason to type). Resolves true or false.
+function confirmDialog(title, text, confirmLabel, kind = "danger") {
+  return new Promise((resolve) => {
+    const ok = el("button", { type: "submit", value: "ok", class: kind, dataset: { action: "confirm" } },
+      confirmLabel);
+    const dialog = el("dialog", { class: "confirm-dialog", "aria-labelledby": "confirm-title",
+      "aria-describedby": "confirm-text" },
+      el("form", { method: "dialog" },
+        el("h2", { id: "confirm-title" }, title),
+        el("p", { id: "confirm-text", class: "prose" }, text),
+        el("div", { class: "buttons" }, ok,
+          el("button", { type: "button", dataset: { action: "confirm-cancel" },
+            onclick: () => dialog.close("cancel") }, "Cancel"))));
+    dialog.addEventListener("close", () => {
+      const yes = dialog.returnValue === "ok";
+      dialog.remove();
+      resolve(yes);
+    }, { once: true });
+    document.body.append(dialog);
+    dialog.returnValue = "";
+    dialog.showModal();
+    ok.focus();
+  });
+}
+
+// "Merge into another profile": pick the profile this one duplicates (profiles.list {text}),
+// confirm, profiles.merge {from, into}, then open the profile merged into.
+function mergePanel(root, p) {
+  const input = el("input", { id: "merge-search", type: "search", autocomplete: "off",
+    placeholder: "name or alias" });
+  const results = el("div", { class: "merge-results", "aria-live": "polite" });
+  const merge = async (target, button) => {
+    const yes = await confirmDialog(
+      `Merge profile ${p.profile_id} into ${target.profile_id}?`,
+      `"${p.name}" (#${p.profile_id}) will be merged into "${target.name}" (#${target.profile_id}): ` +
+        "its incidents, aliases, photos and notices move there and its name becomes an alias. " +
+        `Profile ${p.profile_id} stays only as a pointer to ${target.profile_id}. This cannot be undone.`,
+      "Merge");
+    if (!yes) {
+      button.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      await coord("profiles.merge", { from: p.profile_id, into: target.profile_id });
+      navigate(`#/profile/${target.profile_id}`,
+        `Profile ${p.profile_id} merged into ${target.name} (profile ${target.profile_id}).`);
+    } catch (error) {
+      button.disabled = false;
+      failed(root, error);
+    }
+  };
+  const search = async (event) => {
+    event.preventDefault();
+    results.replaceChildren(loading());
+    try {
+      const text = input.value.trim();
+      const list = (await coord("profiles.list", text ? { text, limit: 50 } : { limit: 50 }))
+        .filter((t) => t.profile_id !== p.profile_id && !t.merged_into);
+      results.replaceChildren(list.length
+        ? el("ul", { class: "pick" }, list.map((t) => el("li", { dataset: { profileId: t.profile_id } },
+            el("button", {
+              type: "button", dataset: { action: "merge-into", profileId: t.profile_id },
+              "aria-label": `Merge this profile into ${t.name} (profile ${t.profile_id})`,
+              onclick: (e) => merge(t, e.currentTarget),
+            }, "Merge into this"),
+            " ", profileLink(t.profile_id, t.name), " ", flags(t),
+            t.aliases && t.aliases.length ? el("span", { class: "muted" }, ` aka ${t.aliases.join(", ")}`) : null,
+            (t.towns || []).length ? el("span", { class: "muted small" }, ` · ${t.towns.join(", ")}`) : null)))
+        : el("p", { class: "muted" }, "No other profile matches."));
+    } catch (error) {
+      results.replaceChildren();
+      failed(root, error);
+    }
+  };
+  return el("details", { class: "panel merge-profile", id: "merge-profile" },
+    el("summary", {}, "Merge into another profile (a duplicate)"),
+    el("p", { class: "muted small" },
+      `Find the profile that "${p.name}" duplicates; this profile is merged into it.`),
+    el("form", { class: "inline", role: "search", onsubmit: search },
+      labelled("merge-search", "Search profiles", input),
+      el("button", { type: "submit", dataset: { action: "merge-search" } }, "Search")),
+    results);
+}
+
+// --- photo uploads over the live feed (docs/protocol.md section 5.9) --------------------------
+
+const UPLOAD_CHUNK = 16 * 1024;          // the protocol's largest UploadChunk
+const UPLOAD_BUFFERED = 256 * 1024;      // keep at most this much queued on the WebSocket
+const UPLOAD_ANSWER_MS = 60000;          // no word from the hub for this long: give up
+
+const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+function base64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x2000) {
+    text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x2000));
+  }
+  return btoa(text);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Uploads `file` to the hub on the live feed `live` (the browser is a device): UploadBegin,
+// UploadChunks from the offset the hub asks for, then the final UploadStatus once the hub has
+// checked and stored the image. Resolves {sha256, stored_sha256, mime}; rejects with the hub's
+// reason (e.g. "not a JPEG, PNG or WebP image"). progress(fraction, text) reports headway.
+async function uploadImage(live, file, progress, signal) {
+  if (!live || !live.online) throw new Error("The live feed to the hub is offline; try again once it is back.");
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  if (!bytes.length) throw new Error("The file is empty.");
+  progress(0, "Computing the SHA-256…");
+  const sha256 = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+
+  return new Promise((resolve, reject) => {
+    let finished = false;
+    let timer = null;
+    let busyRetries = 0;
+    let sending = false;
+    const finish = (error, value) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      live.removeEventListener("message", onMessage);
+      live.removeEventListener("offline", onOffline);
+      signal?.removeEventListener("abort", onAbort);
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const waitAnswer = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(new Error("The hub did not answer the upload in time.")), UPLOAD_ANSWER_MS);
+    };
+    const begin = () => {
+      try {
+        live.send({ upload_begin: { sha256, size: String(bytes.length) } });
+        waitAnswer();
+      } catch (error) {
+        finish(error);
+      }
+    };
+    const stream = async (from) => {
+      sending = true;
+      clearTimeout(timer);
+      try {
+        for (let offset = from; offset < bytes.length && !finished; offset += UPLOAD_CHUNK) {
+          const piece = bytes.subarray(offset, Math.min(offset + UPLOAD_CHUNK, bytes.length));
+          live.send({ upload_chunk: { sha256, offset: String(offset), data: base64(piece) } });
+          progress((offset + piece.length) / bytes.length,
+            `Sending ${Math.round(((offset + piece.length) * 100) / bytes.length)} %…`);
+          while (!finished && live.socket && live.socket.bufferedAmount > UPLOAD_BUFFERED) await sleep(20);
+        }
+      } catch (error) {
+        finish(error);
+        return;
+      } finally {
+        sending = false;
+      }
+      if (!finished) {
+        progress(1, "The hub is checking the image…");
+        waitAnswer();
+      }
+    };
+    const onMessage = (event) => {
+      const status = event.detail && event.detail.upload_status;
+      if (!status || status.sha256 !== sha256) return;
+      if (status.error) {
+        if (status.busy && busyRetries < 5) {
+          busyRetries += 1;
+          progress(0, "The hub is still closing an earlier upload of this image; retrying…");
+          clearTimeout(timer);
+          setTimeout(() => !finished && begin(), 1000);
+          return;
+        }
+        finish(new Error(status.error));
+        return;
+      }
+      if (status.done) {
+        finish(null, { sha256, stored_sha256: status.stored_sha256 || sha256, mime: status.mime });
+        return;
+      }
+      if (!sending) stream(Number(status.next_offset || 0));
+    };
+    const onOffline = () => finish(new Error("The live feed to the hub went offline during the upload; add the photo again to resume."));
+    const onAbort = () => finish(new Error("Upload abandoned."));
+    live.addEventListener("message", onMessage);
+    live.addEventListener("offline", onOffline);
+    signal?.addEventListener("abort", onAbort);
+    if (signal?.aborted) {
+      onAbort();
+      return;
+    }
+    progress(0, "Starting the upload…");
+    begin();
+  });
+}
+
+// The profile's photos, each with "Remove", and "Add photo" (a file uploaded, then
+// profiles.photo_add with the SHA-256 the hub stored it under).
+function photosPanel(root, ctx, p, redraw, live, signal) {
+  const photos = p.photos || [];
+  const list = photos.length
+    ? el("ul", { class: "photo-list" }, photos.map((sha, n) => el("li", { dataset: { sha256: sha } },
+        el("figure", {},
+          photo(sha, `Photo ${n + 1} of ${p.name}`),
+          el("figcaption", {},
+            el("span", { class: "mono small", title: sha }, `${sha.slice(0, 12)}…`),
+            live ? el("button", {
+              type: "button", class: "small", dataset: { action: "remove-photo", sha256: sha },
+              "aria-label": `Remove photo ${n + 1} from this profile`,
+              onclick: async (event) => {
+                const button = event.currentTarget;
+                const yes = await confirmDialog("Remove this photo?",
+                  `Photo ${n + 1} (${sha.slice(0, 12)}…) will be removed from "${p.name}" (profile ` +
+                    `${p.profile_id}). The image file stays while a form, a notice or another profile ` +
+                    "cites it; otherwise the retention purge deletes it.", "Remove photo");
+                if (!yes) {
+                  button.focus();
+                  return;
+                }
+                button.disabled = true;
+                try {
+                  const updated = await coord("profiles.photo_remove", { profile_id: p.profile_id, sha256: sha });
+                  if (!root.isConnected) return;
+                  flash("Photo removed.", "ok");
+                  redraw(updated);
+                  root.querySelector('[data-action="add-photo"]')?.focus();
+                } catch (error) {
+                  button.disabled = false;
+                  failed(root, error);
+                }
+              },
+            }, "Remove") : null)))))
+    : el("p", { class: "muted no-photos" }, "No photo.");
+  if (!live) return list;
+
+  const input = el("input", { id: "add-photo", type: "file", accept: "image/jpeg,image/png,image/webp",
+    dataset: { action: "add-photo" }, "aria-describedby": "add-photo-hint" });
+  const bar = el("progress", { max: 1, value: 0, "aria-label": "Upload progress", hidden: true });
+  const state = el("p", { class: "upload-state small", role: "status", "aria-live": "polite" });
+  const setState = (text, kind) => {
+    state.textContent = text;
+    state.dataset.state = kind;
+  };
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    input.disabled = true;
+    bar.hidden = false;
+    bar.value = 0;
+    setState(`Uploading ${file.name}…`, "uploading");
+    try {
+      const stored = await uploadImage(ctx.live, file, (fraction, text) => {
+        bar.value = fraction;
+        setState(`${file.name}: ${text}`, "uploading");
+      }, signal);
+      setState(`${file.name}: stored; adding it to the profile…`, "adding");
+      const updated = await coord("profiles.photo_add", { profile_id: p.profile_id, sha256: stored.stored_sha256 });
+      if (!root.isConnected) return;
+      flash(`Photo added (${stored.mime || "image"}, ${stored.stored_sha256.slice(0, 12)}…).`, "ok");
+      redraw(updated);
+      root.querySelector('[data-action="add-photo"]')?.focus();
+    } catch (error) {
+      if (!root.isConnected) return;
+      const why = error && error.message ? error.message : String(error);
+      setState(`${file.name}: refused: ${why}`, "error");
+      bar.hidden = true;
+      flash(`The photo was not added: ${why}`);
+      input.disabled = false;
+      input.value = "";
+      input.focus();
+    }
+  });
+  return el("div", { class: "photo-panel" },
+    list,
+    el("div", { class: "add-photo" },
+      el("label", { for: "add-photo" }, "Add photo"),
+      input,
+      el("p", { class: "hint muted", id: "add-photo-hint" },
+        "A JPEG, PNG or WebP file of at most 8 MiB. The hub removes metadata (GPS, camera details) before storing it."),
+      bar,
+      state));
 }
 
 // "Propose exclusion notice": cite incidents, conditions, towns, photo, reason.
@@ -497,8 +891,8 @@ function proposePanel(root, p, incidents, open) {
     submit.disabled = true;
     try {
       const notice = await coord("notice.propose", args);
-      flash(`Notice ${notice.notice_id} proposed. A second coordinator must approve it.`, "ok");
-      location.hash = `#/notice/${notice.notice_id}`;
+      navigate(`#/notice/${notice.notice_id}`,
+        `Notice ${notice.notice_id} proposed. A second coordinator must approve it.`);
     } catch (error) {
       submit.disabled = false;
       failed(root, error);
