@@ -9,7 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { writeFile } from "node:fs/promises";
-import { startTown, launchBrowser, openConsole, screenshot } from "./lib.mjs";
+import { startTown, launchBrowser, openConsole, screenshot, coordApi as api, go } from "./lib.mjs";
 
 let town;
 let browser;
@@ -24,27 +24,6 @@ after(async () => {
   await town?.stop();
 });
 
-// A coordinator query from inside the page (the page's certificate): {status, body}.
-function api(page, op, args = {}) {
-  return page.evaluate(async ([op, args]) => {
-    const response = await fetch(`/api/coord/${op}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(args),
-    });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    return { status: response.status, body };
-  }, [op, args]);
-}
-
-async function go(page, hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-}
 
 // Answers the reason dialog (askReason) with `reason`; `before(dialog)` may set extra fields.
 async function giveReason(page, reason, beforeConfirm) {

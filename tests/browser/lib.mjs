@@ -309,3 +309,26 @@ export async function screenshot(page, name) {
   }
   return file;
 }
+
+// A coordinator query from inside the page (the page's certificate): {status, body}.
+export function coordApi(page, op, args = {}) {
+  return page.evaluate(async ([op, args]) => {
+    const response = await fetch(`/api/coord/${op}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(args),
+    });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    return { status: response.status, body };
+  }, [op, args]);
+}
+
+// Opens a screen of the console's hash router (e.g. "#/notices").
+export async function go(page, hash) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+}

@@ -10,7 +10,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { deflateSync } from "node:zlib";
-import { startTown, launchBrowser, openConsole, waitOnline, screenshot } from "./lib.mjs";
+import { startTown, launchBrowser, openConsole, waitOnline, screenshot, coordApi as api, go } from "./lib.mjs";
 
 let town;
 let browser;
@@ -29,27 +29,6 @@ after(async () => {
   await town?.stop();
 });
 
-// A coordinator query from inside the page (the page's certificate): {status, body}.
-function api(page, op, args = {}) {
-  return page.evaluate(async ([op, args]) => {
-    const response = await fetch(`/api/coord/${op}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(args),
-    });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    return { status: response.status, body };
-  }, [op, args]);
-}
-
-async function go(page, hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-}
 
 // --- a small valid PNG, built here (with a tEXt chunk the hub strips) -------------------------
 
