@@ -109,7 +109,7 @@ describe("alert board", () => {
     }
   });
 
-  it("police: En route reaches the handset", async () => {
+  it("police: En route, reached with the keyboard alone, reaches the handset", async () => {
     const { context, page } = await openBoard(browser, town, "police-chatham-01");
     try {
       const handset = town.spawnCli("shop-chatham-02", "panic", "--note", "police test",
@@ -120,7 +120,18 @@ describe("alert board", () => {
       for (const action of ["ACKNOWLEDGED", "EN_ROUTE", "ON_SCENE", "RESOLVED"]) {
         assert.equal(await card.locator(`button[data-action="${action}"]`).count(), 1, action);
       }
-      await card.locator('button[data-action="EN_ROUTE"]').click();
+      // By keyboard alone: Tab from the top of the page to "En route", then Enter.
+      await page.locator("body").focus();
+      let reached = false;
+      for (let i = 0; i < 40 && !reached; ++i) {
+        await page.keyboard.press("Tab");
+        reached = await page.evaluate((id) => {
+          const b = document.activeElement;
+          return b?.dataset.action === "EN_ROUTE" && b.closest("[data-alert-id]")?.dataset.alertId === id;
+        }, alertId);
+      }
+      assert.ok(reached, "En route is reachable with Tab");
+      await page.keyboard.press("Enter");
       const line = await handset.waitFor(/en.route by police-chatham-01/i, WAIT);
       assert.match(line, /^Police: en_route by police-chatham-01/);
       await card.getByText(/En route\s*by police-chatham-01/).waitFor({ timeout: WAIT });

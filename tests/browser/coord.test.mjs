@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { startTown, launchBrowser, openConsole, screenshot, coordApi as api, go } from "./lib.mjs";
 
 let town;
@@ -235,11 +235,15 @@ test("every coordinator screen renders the demo data", async () => {
       return i && i.complete && i.naturalWidth > 0;
     }, `/api/photo/${sha}`);
     await screenshot(page, "profile");
-    const sarAnswer = await page.evaluate(async (id) => {
-      const r = await fetch(`/api/sar/${id}`);
-      return { status: r.status, type: r.headers.get("content-type") };
-    }, profileId);
-    assert.equal(sarAnswer.status, 200, "GET /api/sar/ID answers the export");
+    // The subject access export downloads as one JSON file, the profile's photo inside.
+    const [download] = await Promise.all([page.waitForEvent("download"), sar.click()]);
+    assert.equal(download.suggestedFilename(), `sar-profile-${profileId}.json`);
+    const exported = JSON.parse(await readFile(await download.path(), "utf8"));
+    assert.equal(String(exported.profile_id), String(profileId));
+    assert.equal(typeof exported.export, "object");
+    const photoOut = exported.photos.find((p) => p.sha256 === sha);
+    assert.ok(photoOut, "the export carries the profile's photo");
+    assert.ok(photoOut.data_b64.length > 0);
 
     // Notices: all, then by state tab.
     await go(page, "#/notices");
