@@ -678,7 +678,7 @@ function handsets(ctx, view) {
           const battery = num(h.battery_percent);
           return el("tr", { class: silent ? "h-silent" : "", dataset: { deviceId: h.device_id } },
             el("td", { class: "h-id" }, h.device_id),
-            el("td", {}, h.role),
+            el("td", {}, h.software === "saferlink-console" ? `${h.role} (console)` : h.role),
             el("td", {}, h.member),
             el("td", { class: battery && battery < 20 ? "h-low" : "" },
               battery ? `${battery} %` : "unknown"),

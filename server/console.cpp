@@ -457,7 +457,8 @@ awaitable<Response> answer(Hub& hub, const Identity& who, const Request& request
                       {"member", row.member},
                       {"connected_at_ms", row.connected_at_ms},
                       {"last_heard_ms", row.last_heard_ms},
-                      {"battery_percent", row.battery_percent}});
+                      {"battery_percent", row.battery_percent},
+                      {"software", row.software}});
     }
     co_return json_answer(http::status::ok, json{{"now_ms", now_ms()}, {"handsets", list}}.dump(),
                           version, keep);

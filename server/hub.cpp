@@ -332,7 +332,7 @@ awaitable<std::vector<Hub::OnAir>> Hub::on_air() {
         for (const auto& [id, s] : sessions_) {
           out.push_back(OnAir{s.identity.id, s.identity.role, s.identity.town,
                               s.identity.member, s.connected_at_ms, s.last_heard_ms,
-                              s.battery_percent});
+                              s.battery_percent, s.hello.software});
         }
         std::sort(out.begin(), out.end(), [](const OnAir& a, const OnAir& b) {
           return std::tie(a.town, a.device_id) < std::tie(b.town, b.device_id);

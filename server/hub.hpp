@@ -134,6 +134,7 @@ class Hub {
     std::int64_t connected_at_ms = 0;
     std::int64_t last_heard_ms = 0;    // its hello or its latest heartbeat
     std::uint32_t battery_percent = 0;  // from its latest heartbeat; 0: not reported
+    std::string software;               // what its Hello said it runs (e.g. "saferlink-console")
   };
   // Awaitable from any executor: hops to the hub strand and back. Sorted by town, then id.
   boost::asio::awaitable<std::vector<OnAir>> on_air();
@@ -154,6 +155,7 @@ class Hub {
     outbox::Cursor cursor;          // the last sequence numbers it processed, per lane
     bool gallery = false;           // capability "gallery": keep its gallery in sync
     std::uint64_t gallery_version = 0;
+    std::string software;           // Hello.software (at most 100 bytes kept)
     bool board = false;             // capability "board" (the console's alert board): every
                                     // AlertUpdate of the alerts it may see, whoever acted
   };

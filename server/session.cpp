@@ -8,6 +8,8 @@
 #include "server/routing.hpp"
 #include "server/uploads.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -181,6 +183,14 @@ struct DeviceSession::Impl {
       if (capability == "gallery") info.gallery = true;
       if (capability == "board") info.board = true;
     }
+    // What it runs, for the console's list of handsets: at most 100 bytes, cut at a UTF-8
+    // character boundary (protobuf checked the string is UTF-8).
+    std::size_t keep = std::min<std::size_t>(hello.software().size(), 100);
+    while (keep > 0 && keep < hello.software().size() &&
+           (static_cast<unsigned char>(hello.software()[keep]) & 0xC0) == 0x80) {
+      --keep;
+    }
+    info.software = hello.software().substr(0, keep);
     info.cursor = {hello.resume_cursor(), hello.resume_cursor_other()};
     info.gallery_version = hello.gallery_version();
     hub_.attach(ref_, info);

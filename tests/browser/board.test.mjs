@@ -218,6 +218,11 @@ describe("alert board", () => {
       await row.waitFor({ timeout: WAIT });
       assert.match(await row.textContent(), /shop/);
       assert.match(await row.textContent(), /on air/);
+      assert.doesNotMatch(await row.textContent(), /console/);
+      // This page's own live feed is on air too, marked as a console (the list refreshes
+      // every 5 s, and the feed may have said hello after the first load).
+      await page.locator('#handset-list tr[data-device-id="cctv-op-01"]')
+        .filter({ hasText: "cctv (console)" }).waitFor({ timeout: WAIT });
       await screenshot(page, "handsets");
     } finally {
       await context.close();

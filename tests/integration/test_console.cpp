@@ -278,6 +278,26 @@ TEST_CASE("the handsets on air are listed with their last heartbeat and battery 
   CHECK(handsets[0]["battery_percent"] == 37);
   CHECK(handsets[0]["last_heard_ms"].get<std::int64_t>() >=
         handsets[0]["connected_at_ms"].get<std::int64_t>());
+  CHECK(handsets[0]["software"].get<std::string>().find("saferlink") != std::string::npos);
+  // A console on the live feed is listed with what its hello said it runs; a long name is cut
+  // at a character boundary (100 bytes at most), never into invalid UTF-8.
+  LiveFeed feed(console.pki, "cctv-01", console.hub->hub->console_port());
+  std::string name = "saferlink-console ";
+  while (name.size() < 99) name += "x";
+  name += "\u00e9\u00e9";  // "é" is two bytes: byte 100 falls inside the first one
+  feed.send({{"hello", {{"protocol_version", 1}, {"software", name}}}});
+  feed.next_with("welcome");
+  std::string cut;
+  const auto until2 = std::chrono::steady_clock::now() + 5s;
+  while (cut.empty() && std::chrono::steady_clock::now() < until2) {
+    auto r = console.request("coord-1", http::verb::get, "/api/handsets");
+    REQUIRE(r.result() == http::status::ok);
+    const json answer = json::parse(r.body());
+    for (const auto& h : answer["handsets"]) {
+      if (h["device_id"] == "cctv-01") cut = h["software"].get<std::string>();
+    }
+  }
+  CHECK(cut == name.substr(0, 99));
   CHECK(console.request("shop-chatham-1", http::verb::get, "/api/handsets").result() ==
         http::status::forbidden);
   CHECK(console.request("coord-1", http::verb::post, "/api/handsets", "{}").result() ==
