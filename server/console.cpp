@@ -316,10 +316,11 @@ std::int64_t hours_of(const std::string& target) {
 // The store job behind GET /api/sightings (as alerts_job). Reading the list is audited: the
 // sightings may name offenders.
 std::function<void(SQLite::Database&)> sightings_job(std::int64_t since, std::int64_t hours,
-                                                     Identity who, std::int64_t now,
+                                                     std::string town, Identity who,
+                                                     std::int64_t now,
                                                      std::shared_ptr<std::string> body) {
-  return [since, hours, who = std::move(who), now, body](SQLite::Database& db) {
-    const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
+  return [since, hours, town = std::move(town), who = std::move(who), now,
+          body](SQLite::Database& db) {
     json list = json::array();
     for (const auto& r : sightings::recent(db, since, town, 500)) {
       list.push_back({{"sighting_id", r.sighting_id},
@@ -361,7 +362,7 @@ awaitable<Response> board_list(Hub& hub, const Identity& who, const Request& req
   const std::string town = who.role == Role::coordinator ? std::string(kAllTowns) : who.town;
   auto body = std::make_shared<std::string>();
   auto job = alerts ? alerts_job(since, town, now, body)
-                    : sightings_job(since, hours, who, now, body);
+                    : sightings_job(since, hours, town, who, now, body);
   co_await on_store(hub, std::move(job));
   co_return json_answer(http::status::ok, *body, version, keep);
 }
