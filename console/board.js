@@ -215,9 +215,10 @@ function board(ctx, view) {
     const card = renderCard(alert);
     if (old) old.replaceWith(card);
     else {
-      // Newest first, by acceptance time.
+      // Newest first, by acceptance time; one arriving now is newer than any shown from the
+      // same millisecond.
       const next = [...list.children].find((c) =>
-        num(alerts.get(c.dataset.alertId)?.accepted_at_ms) < alert.accepted_at_ms);
+        num(alerts.get(c.dataset.alertId)?.accepted_at_ms) <= alert.accepted_at_ms);
       list.insertBefore(card, next || null);
     }
     if (focused) card.querySelector(`[data-action="${focused}"]`)?.focus();

@@ -138,7 +138,7 @@ std::vector<AlertRecord> recent(SQLite::Database& db, std::int64_t since_ms,
       db, std::string("SELECT ") + kAlertColumns +
               " FROM alerts a WHERE accepted_at_ms >= ?1 AND (?2 OR town = ?3 OR EXISTS ("
               "SELECT 1 FROM alert_events e WHERE e.alert_id = a.alert_id AND "
-              "e.kind = 'escalated')) ORDER BY accepted_at_ms DESC, alert_id LIMIT ?4");
+              "e.kind = 'escalated')) ORDER BY accepted_at_ms DESC, a.rowid DESC LIMIT ?4");
   select.bind(1, since_ms);
   select.bind(2, every_town ? 1 : 0);
   select.bind(3, town);

@@ -116,7 +116,7 @@ std::vector<Record> recent(SQLite::Database& db, std::int64_t since_ms, const st
   const bool every_town = town.empty() || town == "all";
   SQLite::Statement select(db, std::string(kSelectSightings) +
                                    "WHERE s.accepted_at_ms >= ?1 AND (?2 OR s.town = ?3) "
-                                   "ORDER BY s.accepted_at_ms DESC, s.sighting_id LIMIT ?4");
+                                   "ORDER BY s.accepted_at_ms DESC, s.rowid DESC LIMIT ?4");
   select.bind(1, since_ms);
   select.bind(2, every_town ? 1 : 0);
   select.bind(3, town);

@@ -359,6 +359,7 @@ TEST_CASE("the alert board lists recent alerts newest first with who acknowledge
   CHECK(alerts[0]["acknowledged_at_ms"].is_null());
   const json& first = alerts[1];
   CHECK(first["alert_id"] == "shop-chatham-1:1");
+  REQUIRE(first["events"].size() == 2);
   CHECK(first["member"] == "Boots Chatham");
   CHECK(first["town"] == "chatham");
   CHECK(first["state"] == "acknowledged");

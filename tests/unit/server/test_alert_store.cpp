@@ -230,6 +230,28 @@ TEST_CASE("open_since lists uncancelled alerts accepted at or after the time, ol
   CHECK(alerts::open_since(m.db, 401).empty());
 }
 
+TEST_CASE("recent lists alerts newest first, the later of two accepted in the same millisecond "
+          "first, by town, and at most the limit") {
+  MemoryDb m;
+  const AlertRecord older = make_alert("shop", 1, 300);
+  const AlertRecord first_in_ms = make_alert("shop", 2, 400);
+  const AlertRecord second_in_ms = make_alert("shop", 3, 400);  // same ms, accepted after :2
+  const AlertRecord elsewhere = [] {
+    AlertRecord r = make_alert("other", 1, 500);
+    r.town = "Kano";
+    return r;
+  }();
+  for (const auto* r : {&older, &first_in_ms, &second_in_ms, &elsewhere}) {
+    REQUIRE(alerts::insert(m.db, *r) == InsertOutcome::inserted);
+  }
+  CHECK(ids(alerts::recent(m.db, 0, "Lagos", 10)) ==
+        std::vector<std::string>{"shop:3", "shop:2", "shop:1"});
+  CHECK(ids(alerts::recent(m.db, 0, "all", 10)) ==
+        std::vector<std::string>{"other:1", "shop:3", "shop:2", "shop:1"});
+  CHECK(ids(alerts::recent(m.db, 350, "Lagos", 10)) == std::vector<std::string>{"shop:3", "shop:2"});
+  CHECK(ids(alerts::recent(m.db, 0, "Lagos", 1)) == std::vector<std::string>{"shop:3"});
+}
+
 TEST_CASE("alerts written through a store job are there after the database is reopened") {
   TempDir dir;
   const std::string path = dir.file("hub.db");

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "server/audit.hpp"
 #include "server/store.hpp"
@@ -227,6 +228,30 @@ TEST_CASE("deleting a profile, notice or image a sighting refers to leaves the s
   CHECK_FALSE(kept->notice_id.has_value());
   CHECK(kept->photo_sha256.empty());
   CHECK(kept->possible_breach);  // what was decided at the time stays on the record
+}
+
+TEST_CASE("recent lists sightings newest first, the later of two accepted in the same "
+          "millisecond first, by town") {
+  Fixture f;
+  auto older = record(1, std::nullopt);
+  older.accepted_at_ms = kNow - 1;
+  auto strood = record(4, std::nullopt, "strood");
+  strood.accepted_at_ms = kNow + 1;
+  // :2 and :3 are accepted in the same millisecond, :3 after :2.
+  for (const auto& r : {older, record(2, std::nullopt), record(3, std::nullopt), strood}) {
+    REQUIRE(sightings::insert(f.db, r, kNow).outcome == sightings::Outcome::inserted);
+  }
+  auto ids = [](const std::vector<sightings::Record>& records) {
+    std::vector<std::string> out;
+    for (const auto& r : records) out.push_back(r.sighting_id);
+    return out;
+  };
+  CHECK(ids(sightings::recent(f.db, 0, "chatham", 10)) ==
+        std::vector<std::string>{"shop-chatham-1:3", "shop-chatham-1:2", "shop-chatham-1:1"});
+  CHECK(ids(sightings::recent(f.db, 0, "all", 2)) ==
+        std::vector<std::string>{"shop-chatham-1:4", "shop-chatham-1:3"});
+  CHECK(ids(sightings::recent(f.db, kNow, "chatham", 10)) ==
+        std::vector<std::string>{"shop-chatham-1:3", "shop-chatham-1:2"});
 }
 
 }  // TEST_SUITE
