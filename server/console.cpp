@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -52,6 +53,11 @@ constexpr std::size_t kMaxBodyBytes = 64 * 1024;
 constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
 constexpr auto kHandshakeDeadline = std::chrono::seconds(10);
 constexpr auto kIdleDeadline = std::chrono::seconds(60);  // between requests on one connection
+// After an answer that ends the connection, how long and how much of the rest of the request
+// (a body too large, say) is read and dropped before closing. Closing with unread bytes makes
+// the kernel send a reset, and a browser still sending would lose the answer that says why.
+constexpr auto kLingerDeadline = std::chrono::seconds(2);
+constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
 constexpr unsigned kMaxConnections = 256;
 
 using Stream = asio::ssl::stream<tcp::socket>;
@@ -702,6 +708,26 @@ awaitable<void> live(Hub& hub, const Identity& who, Stream& stream, Request requ
   spdlog::info("{}: live feed for {} ended", name, who.id);
 }
 
+// Ends the connection after its last answer: FIN after the answer, then what the peer still
+// sends is read and dropped until it closes too (or the deadline or the byte cap), then close.
+awaitable<void> close_lingering(tcp::socket& socket) {
+  using namespace asio::experimental::awaitable_operators;
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  asio::steady_timer deadline(socket.get_executor(), kLingerDeadline);
+  std::array<char, 4096> sink{};
+  std::size_t dropped = 0;
+  while (dropped < kLingerBytes) {
+    auto read = co_await (socket.async_read_some(asio::buffer(sink), asio::as_tuple(use_awaitable)) ||
+                          deadline.async_wait(asio::as_tuple(use_awaitable)));
+    if (read.index() == 1) break;
+    auto [ec, n] = std::get<0>(read);
+    if (ec) break;
+    dropped += n;
+  }
+  socket.close(ignored);
+}
+
 awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::socket socket,
                       std::shared_ptr<std::atomic<unsigned>> active) {
   using namespace asio::experimental::awaitable_operators;
@@ -738,6 +764,7 @@ awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::so
     co_return;
   }
   beast::flat_buffer buffer;
+  bool answered_last = false;  // the loop ended after writing an answer that closes
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
@@ -788,10 +815,18 @@ awaitable<void> serve(Hub& hub, std::shared_ptr<asio::ssl::context> tls, tcp::so
     auto [write_error, written] =
         co_await http::async_write(stream, response, asio::as_tuple(use_awaitable));
     (void)written;
-    if (write_error || close_after) break;
+    if (write_error) break;
+    if (close_after) {
+      answered_last = true;
+      break;
+    }
   }
-  boost::system::error_code ignored;
-  stream.lowest_layer().close(ignored);
+  if (answered_last) {
+    co_await close_lingering(stream.next_layer());
+  } else {
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  }
 }
 
 }  // namespace
