@@ -31,7 +31,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -189,16 +188,16 @@ class Load {
     Connection::Stream stream(asio::ip::tcp::socket(strand), *tls_);
     SSL_use_certificate(stream.native_handle(), d.cert);
     SSL_use_PrivateKey(stream.native_handle(), d.key);
-    stream.set_verify_callback(asio::ssl::host_name_verification(host_));
+    stream.verify_host(host_);
     asio::steady_timer deadline(strand, 10s);
     auto connected = co_await (stream.lowest_layer().async_connect(endpoint_, asio::as_tuple(use_awaitable)) ||
                                deadline.async_wait(asio::as_tuple(use_awaitable)));
     if (connected.index() == 1 || std::get<0>(std::get<0>(connected))) co_return false;
     boost::system::error_code ignored;
     stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
-    auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(use_awaitable)) ||
+    auto shaken = co_await (stream.handshake(asio::ssl::stream_base::client) ||
                             deadline.async_wait(asio::as_tuple(use_awaitable)));
-    if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) co_return false;
+    if (shaken.index() == 1 || std::get<0>(shaken)) co_return false;
 
     Connection::Options copts;
     copts.max_frame_bytes = kMaxResultFrameBytes;

@@ -10,7 +10,6 @@
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -98,7 +97,11 @@ awaitable<v1::Welcome> Client::connect() {
   if (rec) throw ClientError("cannot resolve hub " + options.hub + ": " + rec.message());
 
   Connection::Stream stream(asio::ip::tcp::socket(impl->executor), *impl->tls);
-  stream.set_verify_callback(asio::ssl::host_name_verification(host));
+  try {
+    stream.verify_host(host);
+  } catch (const TlsError& e) {
+    throw ClientSetupError(e.what());
+  }
   asio::steady_timer deadline(impl->executor, options.connect_timeout);
 
   auto connected = co_await (asio::async_connect(stream.lowest_layer(), endpoints,
@@ -111,11 +114,10 @@ awaitable<v1::Welcome> Client::connect() {
   boost::system::error_code ignored;
   stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
 
-  auto shaken = co_await (stream.async_handshake(asio::ssl::stream_base::client,
-                                                 asio::as_tuple(use_awaitable)) ||
+  auto shaken = co_await (stream.handshake(asio::ssl::stream_base::client) ||
                           deadline.async_wait(asio::as_tuple(use_awaitable)));
   if (shaken.index() == 1) throw ClientError("TLS handshake with hub " + options.hub + " timed out");
-  if (auto [ec] = std::get<0>(shaken); ec) {
+  if (const auto ec = std::get<0>(shaken); ec) {
     throw ClientError("TLS handshake with hub " + options.hub + " failed: " +
                       handshake_failure(stream.native_handle(), ec.message()));
   }

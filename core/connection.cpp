@@ -11,7 +11,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
 
@@ -33,6 +32,7 @@ namespace {
 [[noreturn]] void end_from(const boost::system::error_code& ec) {
   throw ConnectionEnded(ec.message(), expected_ending(ec));
 }
+
 
 }  // namespace
 
@@ -131,11 +131,12 @@ void Connection::handle_frame(std::string_view body) {
 
 awaitable<void> Connection::reader() {
   for (;;) {
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(read_buffer_),
-                                                    asio::as_tuple(use_awaitable));
+    // The bytes are in a buffer shared by the connections of this thread (an idle connection
+    // keeps none): the decoder copies them before anything is awaited.
+    auto [ec, bytes] = co_await stream_.read_some_shared();
     if (ec) end_from(ec);
+    decoder_.feed(bytes.data(), bytes.size());
     last_rx_ = Clock::now();
-    decoder_.feed(read_buffer_.data(), n);
     for (bool more = true; more && !closing_;) {
       switch (decoder_.next()) {
         case FrameDecoder::Status::need_more:
@@ -188,14 +189,15 @@ awaitable<void> Connection::writer() {
     }
     queue_.pop_batch(batch_, options_.max_batch_bytes);
     queued_messages_.store(queue_.messages(), std::memory_order_relaxed);
-    std::vector<asio::const_buffer> buffers;
-    buffers.reserve(batch_.size());
-    for (const auto& frame : batch_) buffers.emplace_back(asio::buffer(*frame));
+    out_.clear();
+    for (const auto& frame : batch_) out_.append(*frame);
     writing_ = true;
     write_started_ = Clock::now();
-    auto [ec, n] = co_await asio::async_write(stream_, buffers, asio::as_tuple(use_awaitable));
+    const boost::system::error_code ec = co_await stream_.write_all(out_.data(), out_.size());
     writing_ = false;
     if (ec) end_from(ec);
+    // A burst (photo chunks) leaves a large buffer behind: an idle connection should not keep it.
+    if (out_.capacity() > 4096) std::string().swap(out_);
     last_tx_ = Clock::now();
     frames_sent_.fetch_add(batch_.size(), std::memory_order_relaxed);
     count(net_counters().frames_sent, batch_.size());

@@ -27,10 +27,10 @@
 #include "core/frame.hpp"
 #include "core/link.hpp"
 #include "core/out_queue.hpp"
+#include "core/tls_socket.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <array>
@@ -59,7 +59,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
  public:
   // The socket's executor must be a strand (accept or connect onto make_strand(...)).
   using Executor = boost::asio::any_io_executor;
-  using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  using Stream = TlsSocket;
   using Handler = std::function<void(v1::Envelope&&)>;
 
   struct Options {
@@ -115,6 +115,7 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   FrameDecoder decoder_;
   OutQueue queue_;
   std::vector<Frame> batch_;
+  std::string out_;  // the batch's frames back to back, written as one (TLS records of 16 KiB)
   boost::asio::steady_timer wake_;    // the writer sleeps on it; cancel() wakes it
   boost::asio::steady_timer tick_;
   Clock::time_point started_;
@@ -127,7 +128,6 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool closing_ = false;
   bool close_expected_ = true;
   std::string close_reason_;
-  std::array<char, 4096> read_buffer_{};
   std::atomic<std::size_t> queued_messages_{0};
   std::atomic<std::uint64_t> frames_sent_{0};
 };

@@ -2,6 +2,19 @@
 
 namespace saferlink {
 
+void FrameFifo::pop_front() {
+  items_[head_++].reset();
+  if (head_ == items_.size()) {
+    items_.clear();
+    head_ = 0;
+    if (items_.capacity() > 64) std::vector<Frame>().swap(items_);  // after a burst
+  } else if (head_ >= 256 && head_ * 2 >= items_.size()) {
+    // Never empty for long (a photo streaming): drop the taken slots now and then.
+    items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
 OutQueue::Push OutQueue::push(Frame frame, Priority priority) {
   const std::size_t size = frame->size();
   const std::size_t factor = priority == Priority::alert ? 2 : 1;
@@ -18,7 +31,7 @@ OutQueue::Push OutQueue::push(Frame frame, Priority priority) {
 void OutQueue::pop_batch(std::vector<Frame>& out, std::size_t max_batch_bytes) {
   out.clear();
   std::size_t batch_bytes = 0;
-  auto take = [&](std::deque<Frame>& from) {
+  auto take = [&](FrameFifo& from) {
     batch_bytes += from.front()->size();
     bytes_ -= from.front()->size();
     --messages_;

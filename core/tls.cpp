@@ -52,6 +52,8 @@ void tls13_only(ssl::context& ctx) {
     throw TlsError("cannot restrict TLS to 1.3: " + openssl_error());
   }
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // An idle connection gives its read and write buffers back (about 34 KiB each).
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
 }
 
 struct CrlFree {

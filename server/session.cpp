@@ -315,13 +315,12 @@ awaitable<void> run_session(Hub& hub, std::shared_ptr<asio::ssl::context> tls,
 
   // TLS handshake, raced against the handshake deadline.
   asio::steady_timer deadline(stream.get_executor(), config.handshake_timeout);
-  auto outcome = co_await (stream.async_handshake(asio::ssl::stream_base::server,
-                                                  asio::as_tuple(use_awaitable)) ||
+  auto outcome = co_await (stream.handshake(asio::ssl::stream_base::server) ||
                            deadline.async_wait(asio::as_tuple(use_awaitable)));
   std::string failure;
   if (outcome.index() == 1) {
     failure = "handshake deadline passed";
-  } else if (auto [ec] = std::get<0>(outcome); ec) {
+  } else if (const auto ec = std::get<0>(outcome); ec) {
     failure = handshake_failure(stream.native_handle(), ec.message());
   }
   std::optional<Identity> identity;

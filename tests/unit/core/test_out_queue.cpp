@@ -229,3 +229,29 @@ TEST_CASE("max_batch_bytes limits a batch but a batch always takes at least one 
     CHECK(tags(batch) == "chunk");
   }
 }
+
+TEST_CASE("a frame FIFO keeps order through long interleaved runs of pushes and pops and is "
+          "empty when everything is taken") {
+  saferlink::FrameFifo fifo;
+  CHECK(fifo.empty());
+  std::size_t next_in = 0;
+  std::size_t next_out = 0;
+  // Grows past the compaction point (256 taken) while never running empty, then drains.
+  for (int round = 0; round < 2000; ++round) {
+    for (int i = 0; i < 3; ++i) fifo.push_back(frame("f" + std::to_string(next_in++)));
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE_FALSE(fifo.empty());
+      REQUIRE(tag_of(fifo.front()) == "f" + std::to_string(next_out++));
+      fifo.pop_front();
+    }
+    REQUIRE(fifo.size() == next_in - next_out);
+  }
+  while (!fifo.empty()) {
+    REQUIRE(tag_of(fifo.front()) == "f" + std::to_string(next_out++));
+    fifo.pop_front();
+  }
+  CHECK(next_out == next_in);
+  CHECK(fifo.size() == 0);
+  fifo.push_back(frame("again"));
+  CHECK(tag_of(fifo.front()) == "again");
+}

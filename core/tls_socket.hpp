@@ -1,0 +1,104 @@
+// TlsSocket: TLS run by OpenSSL directly on a TCP socket's descriptor (a BIO that sends and
+// receives on it, non-blocking, waiting for readiness with async_wait), for the connections that carry the
+// protocol (core/connection.hpp).
+//
+// Why not asio::ssl::stream: the stream keeps two 17 KiB buffers and a 2 x 17 KiB BIO pair for
+// the connection's whole life, most of the memory of ten thousand idle handsets. Here, with
+// SSL_MODE_RELEASE_BUFFERS on the context (core/tls.cpp sets it), an idle connection holds
+// only OpenSSL's own state.
+//
+// Errors come back as error codes the way asio::ssl::stream reports them: a clean TLS close is
+// asio::error::eof, the peer vanishing without close_notify is asio::ssl::error::
+// stream_truncated, socket errors are system errors, TLS failures are in the SSL category.
+//
+// Safety: once the socket is closed its descriptor number may belong to another connection,
+// so no SSL_* call that does I/O is made after close(); every operation checks first. The
+// object is not thread-safe: use it from one strand (the socket's executor). One reader and
+// one writer may be under way at once (OpenSSL allows SSL_read and SSL_write interleaved on a
+// non-blocking descriptor); two of the same kind may not.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <openssl/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace saferlink {
+
+class TlsSocket {
+ public:
+  using Socket = boost::asio::ip::tcp::socket;
+  using executor_type = Socket::executor_type;
+
+  // Makes the SSL object from `context` (which must outlive nothing: OpenSSL counts its
+  // references). The socket may be connected later, before handshake(). Throws TlsError.
+  TlsSocket(Socket socket, boost::asio::ssl::context& context);
+  TlsSocket(TlsSocket&&) noexcept = default;
+  TlsSocket& operator=(TlsSocket&&) noexcept = default;
+  ~TlsSocket() = default;
+
+  Socket& lowest_layer() { return socket_; }
+  executor_type get_executor() { return socket_.get_executor(); }
+  SSL* native_handle() { return ssl_.get(); }
+
+  // Client side: the hub's certificate must name `host` (a DNS name or an IP address).
+  // Throws TlsError when OpenSSL cannot take the name.
+  void verify_host(const std::string& host);
+
+  // The TLS handshake over the connected socket.
+  boost::asio::awaitable<boost::system::error_code> handshake(
+      boost::asio::ssl::stream_base::handshake_type type);
+
+  // Reads at least one byte of application data (waiting for it).
+  boost::asio::awaitable<std::pair<boost::system::error_code, std::size_t>> read_some(
+      char* data, std::size_t size);
+
+  // Reads at least one byte into a buffer of the thread that runs the read (16 KiB, a whole
+  // TLS record), for many connections that would otherwise each keep a buffer while idle. The
+  // view is valid only until the caller next suspends: use it before awaiting anything.
+  static constexpr std::size_t kSharedReadBytes = 16 * 1024;
+  boost::asio::awaitable<std::pair<boost::system::error_code, std::string_view>>
+  read_some_shared();
+
+  // Writes all of `size` bytes (waiting as needed); on success the whole buffer is sent.
+  boost::asio::awaitable<boost::system::error_code> write_all(const char* data,
+                                                              std::size_t size);
+
+  // Closes the socket (no TLS close_notify: the protocol ends on its own terms).
+  void close();
+
+ private:
+  struct SslFree {
+    void operator()(SSL* ssl) const;
+  };
+  // What an SSL_* result other than success means: want read/write (wait and retry), or an
+  // error code. `wait` is set to the readiness to wait for, if any.
+  boost::system::error_code classify(int result, bool* wait_read, bool* wait_write);
+  boost::asio::awaitable<boost::system::error_code> wait(bool for_read);
+  // After an SSL_* call that did not succeed: the error, or waits for what OpenSSL wants and
+  // returns no error (call again).
+  boost::asio::awaitable<boost::system::error_code> wait_to_retry(int result);
+  // One SSL_read_ex: true when finished (data or an error in `ec`), false when it must wait
+  // for readability (`want_read`) or writability.
+  bool try_read(char* data, std::size_t size, boost::system::error_code& ec, std::size_t& n,
+                bool& want_read);
+
+  Socket socket_;
+  std::unique_ptr<SSL, SslFree> ssl_;
+  bool attached_ = false;  // the BIO on the descriptor is set (on the first handshake)
+};
+
+}  // namespace saferlink
