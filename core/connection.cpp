@@ -3,13 +3,10 @@
 #include "core/metrics.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
-#include <boost/asio/multiple_exceptions.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -27,15 +24,6 @@ bool expected_ending(const boost::system::error_code& ec) {
          ec == asio::error::not_connected;
 }
 
-namespace {
-
-[[noreturn]] void end_from(const boost::system::error_code& ec) {
-  throw ConnectionEnded(ec.message(), expected_ending(ec));
-}
-
-
-}  // namespace
-
 Connection::Connection(Stream stream, Options options, std::string log_name)
     : strand_(stream.get_executor()),
       stream_(std::move(stream)),
@@ -43,31 +31,27 @@ Connection::Connection(Stream stream, Options options, std::string log_name)
       log_name_(std::move(log_name)),
       decoder_(options.max_frame_bytes),
       queue_(options.limits),
-      wake_(strand_),
+      done_(strand_),
       tick_(strand_) {}
 
 awaitable<void> Connection::run(Handler on_message) {
-  using namespace asio::experimental::awaitable_operators;
-  auto self = shared_from_this();  // the coroutines below use members until they end
+  auto self = shared_from_this();  // the parts' handlers hold it too, until they end
   on_message_ = std::move(on_message);
   started_ = last_rx_ = last_tx_ = Clock::now();
-  std::exception_ptr ending;
-  try {
-    co_await (reader() && writer() && ticker());
-  } catch (...) {
-    ending = std::current_exception();
+  if (!finished_) {
+    running_ = true;
+    schedule_tick();
+    start_write();  // what was sent before run()
+    read_more();
+  }
+  if (!finished_) {
+    done_.expires_at(asio::steady_timer::time_point::max());
+    co_await done_.async_wait(asio::as_tuple(use_awaitable));
+    if (!finished_) finish("cancelled", true);  // run() itself was cancelled
   }
   // The handler usually holds what holds this connection: drop it to break the cycle.
   on_message_ = nullptr;
-  // Several parts usually end at once (each ends by throwing); `&&` nests them in
-  // multiple_exceptions. The first one says why.
-  for (;;) {
-    try {
-      std::rethrow_exception(ending);
-    } catch (const asio::multiple_exceptions& e) {
-      ending = e.first_exception();
-    }
-  }
+  throw ConnectionEnded(end_reason_, end_expected_);
 }
 
 void Connection::send(Frame frame, Priority priority) {
@@ -84,16 +68,23 @@ void Connection::close(std::string reason) {
 
 void Connection::abort(std::string reason) {
   asio::post(strand_, [self = shared_from_this(), reason = std::move(reason)]() mutable {
-    if (self->close_reason_.empty()) self->close_reason_ = std::move(reason);
-    boost::system::error_code ignored;
-    self->stream_.lowest_layer().close(ignored);
-    self->wake_.cancel();
-    self->tick_.cancel();
+    if (self->close_reason_.empty()) self->close_reason_ = reason;
+    self->finish(std::move(reason), true);
   });
 }
 
+void Connection::finish(std::string reason, bool expected) {
+  if (finished_) return;
+  finished_ = true;
+  end_reason_ = std::move(reason);
+  end_expected_ = expected;
+  stream_.close();  // pending waits fail; no SSL call is made on this socket again
+  tick_.cancel();
+  done_.cancel();
+}
+
 void Connection::enqueue(Frame frame, Priority priority) {
-  if (closing_) return;
+  if (closing_ || finished_) return;
   if (queue_.push(std::move(frame), priority) == OutQueue::Push::overflow) {
     // The peer is not reading. Closing is the only way to keep its backlog bounded; what is
     // queued already still gets its chance to drain within the closing deadline.
@@ -102,16 +93,41 @@ void Connection::enqueue(Frame frame, Priority priority) {
     return;
   }
   queued_messages_.store(queue_.messages(), std::memory_order_relaxed);
-  wake_.cancel();
+  write_soon();
+}
+
+void Connection::write_soon() {
+  // Not at once: frames queued by the same burst of work (the answers to one read's worth of
+  // frames, a fan-out's sends) go out together in one batch.
+  if (write_scheduled_ || writing_ || !running_ || finished_) return;
+  write_scheduled_ = true;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->write_scheduled_ = false;
+    self->start_write();
+  });
 }
 
 void Connection::request_close(std::string reason, bool expected) {
-  if (closing_) return;
+  if (closing_ || finished_) return;
   closing_ = true;
   close_expected_ = expected;
   close_reason_ = std::move(reason);
   closing_since_ = Clock::now();
-  wake_.cancel();
+  write_soon();  // ends the connection when nothing is left to send
+}
+
+void Connection::wait_then(TlsSocket::Step::Wait what, void (Connection::*next)()) {
+  const auto type = what == TlsSocket::Step::Wait::read ? TlsSocket::Socket::wait_read
+                                                        : TlsSocket::Socket::wait_write;
+  stream_.lowest_layer().async_wait(
+      type, [self = shared_from_this(), next](const boost::system::error_code& ec) {
+        if (self->finished_) return;
+        if (ec) {
+          self->finish(ec.message(), expected_ending(ec));
+          return;
+        }
+        ((*self).*next)();
+      });
 }
 
 void Connection::handle_frame(std::string_view body) {
@@ -129,122 +145,151 @@ void Connection::handle_frame(std::string_view body) {
   on_message_(std::move(envelope));
 }
 
-awaitable<void> Connection::reader() {
-  for (;;) {
-    // The bytes are in a buffer shared by the connections of this thread (an idle connection
-    // keeps none): the decoder copies them before anything is awaited.
-    auto [ec, bytes] = co_await stream_.read_some_shared();
-    if (ec) end_from(ec);
-    decoder_.feed(bytes.data(), bytes.size());
-    last_rx_ = Clock::now();
-    for (bool more = true; more && !closing_;) {
-      switch (decoder_.next()) {
-        case FrameDecoder::Status::need_more:
-          more = false;
-          break;
-        case FrameDecoder::Status::frame:
-          handle_frame(decoder_.body());
-          break;
-        case FrameDecoder::Status::empty: {
-          count(net_counters().malformed_frames);
-          v1::Envelope error = make_error(0, v1::MALFORMED, "empty frame");
-          enqueue(encode(error), Priority::control);
-          break;
-        }
-        case FrameDecoder::Status::too_large: {
-          count(net_counters().oversize_frames);
-          v1::Envelope error = make_error(
-              0, v1::FRAME_TOO_LARGE,
-              "frame of " + std::to_string(decoder_.announced()) + " bytes exceeds the cap of " +
-                  std::to_string(decoder_.cap()) + " bytes; closing");
-          enqueue(encode(error), Priority::control);
-          request_close("frame over the cap (" + std::to_string(decoder_.announced()) + " bytes)",
-                        false);
-          more = false;
-          break;
+void Connection::read_more() {
+  try {
+    // A few reads, then the strand's other work gets a turn (a peer sending without pause
+    // must not starve this connection's writes).
+    for (int round = 0; round < 16; ++round) {
+      if (finished_ || closing_) return;  // closing: the writer flushes, then it ends
+      // The thread's buffer: the decoder copies the bytes before anything else runs here.
+      char* const buffer = TlsSocket::shared_read_buffer();
+      const TlsSocket::Step step = stream_.read_now(buffer, TlsSocket::kSharedReadBytes);
+      if (step.wait != TlsSocket::Step::Wait::none) {
+        wait_then(step.wait, &Connection::read_more);
+        return;
+      }
+      if (step.error) {
+        finish(step.error.message(), expected_ending(step.error));
+        return;
+      }
+      decoder_.feed(buffer, step.bytes);
+      last_rx_ = Clock::now();
+      for (bool more = true; more && !closing_ && !finished_;) {
+        switch (decoder_.next()) {
+          case FrameDecoder::Status::need_more:
+            more = false;
+            break;
+          case FrameDecoder::Status::frame:
+            handle_frame(decoder_.body());
+            break;
+          case FrameDecoder::Status::empty: {
+            count(net_counters().malformed_frames);
+            v1::Envelope error = make_error(0, v1::MALFORMED, "empty frame");
+            enqueue(encode(error), Priority::control);
+            break;
+          }
+          case FrameDecoder::Status::too_large: {
+            count(net_counters().oversize_frames);
+            v1::Envelope error = make_error(
+                0, v1::FRAME_TOO_LARGE,
+                "frame of " + std::to_string(decoder_.announced()) +
+                    " bytes exceeds the cap of " + std::to_string(decoder_.cap()) +
+                    " bytes; closing");
+            enqueue(encode(error), Priority::control);
+            request_close(
+                "frame over the cap (" + std::to_string(decoder_.announced()) + " bytes)", false);
+            more = false;
+            break;
+          }
         }
       }
     }
-    if (closing_) {
-      // Stop reading; the writer flushes and ends the connection (the ticker bounds how long).
-      asio::steady_timer hold(strand_, asio::steady_timer::time_point::max());
-      co_await hold.async_wait(asio::as_tuple(use_awaitable));
-      throw ConnectionEnded(close_reason_, close_expected_);
-    }
+    asio::post(strand_, [self = shared_from_this()] { self->read_more(); });
+  } catch (const std::exception& e) {
+    finish(std::string("message handling failed: ") + e.what(), false);
   }
 }
 
-awaitable<void> Connection::writer() {
-  for (;;) {
-    if (queue_.empty()) {
-      if (closing_) throw ConnectionEnded(close_reason_, close_expected_);
-      wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await wake_.async_wait(asio::as_tuple(use_awaitable));
-      auto state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() != asio::cancellation_type::none) {
-        throw ConnectionEnded("cancelled", true);
-      }
-      if (!stream_.lowest_layer().is_open()) throw ConnectionEnded(close_reason_, true);
-      continue;
-    }
-    queue_.pop_batch(batch_, options_.max_batch_bytes);
-    queued_messages_.store(queue_.messages(), std::memory_order_relaxed);
-    out_.clear();
-    for (const auto& frame : batch_) out_.append(*frame);
-    writing_ = true;
-    write_started_ = Clock::now();
-    const boost::system::error_code ec = co_await stream_.write_all(out_.data(), out_.size());
-    writing_ = false;
-    if (ec) end_from(ec);
-    // A burst (photo chunks) leaves a large buffer behind: an idle connection should not keep it.
-    if (out_.capacity() > 4096) std::string().swap(out_);
-    last_tx_ = Clock::now();
-    frames_sent_.fetch_add(batch_.size(), std::memory_order_relaxed);
-    count(net_counters().frames_sent, batch_.size());
-    batch_.clear();
+void Connection::start_write() {
+  if (!running_ || finished_ || writing_) return;
+  if (queue_.empty()) {
+    if (closing_) finish(close_reason_, close_expected_);
+    return;
   }
+  queue_.pop_batch(batch_, options_.max_batch_bytes);
+  queued_messages_.store(queue_.messages(), std::memory_order_relaxed);
+  out_.clear();
+  for (const auto& frame : batch_) out_.append(*frame);
+  out_written_ = 0;
+  writing_ = true;
+  write_started_ = Clock::now();
+  write_more();
 }
 
-awaitable<void> Connection::ticker() {
+void Connection::write_more() {
+  while (out_written_ < out_.size()) {
+    if (finished_) return;
+    const TlsSocket::Step step =
+        stream_.write_now(out_.data() + out_written_, out_.size() - out_written_);
+    out_written_ += step.bytes;
+    if (step.wait != TlsSocket::Step::Wait::none) {
+      wait_then(step.wait, &Connection::write_more);
+      return;
+    }
+    if (step.error) {
+      finish(step.error.message(), expected_ending(step.error));
+      return;
+    }
+  }
+  writing_ = false;
+  last_tx_ = Clock::now();
+  frames_sent_.fetch_add(batch_.size(), std::memory_order_relaxed);
+  count(net_counters().frames_sent, batch_.size());
+  batch_.clear();
+  // A burst (photo chunks) leaves a large buffer behind: an idle connection should not keep it.
+  if (out_.capacity() > 4096) std::string().swap(out_);
+  // The next batch from the strand's queue, so that a long backlog neither recurses nor
+  // starves this connection's reads.
+  write_soon();
+}
+
+void Connection::schedule_tick() {
   using std::chrono::milliseconds;
   const milliseconds tick = std::max(
       milliseconds(10), std::min({options_.heartbeat_interval, options_.write_timeout,
                                   options_.idle_timeout, options_.first_message_timeout}) /
                             4);
-  for (;;) {
-    tick_.expires_after(tick);
-    co_await tick_.async_wait(asio::as_tuple(use_awaitable));
-    auto state = co_await asio::this_coro::cancellation_state;
-    if (state.cancelled() != asio::cancellation_type::none) {
-      throw ConnectionEnded("cancelled", true);
-    }
-    if (!stream_.lowest_layer().is_open()) {
-      throw ConnectionEnded(close_reason_.empty() ? "closed" : close_reason_, true);
-    }
-    const auto now = Clock::now();
-    if (closing_) {
-      if (now - closing_since_ > options_.write_timeout) {
-        throw ConnectionEnded(close_reason_ + " (queue not drained in time)", close_expected_);
-      }
-      continue;
-    }
-    if (!got_message_ && now - started_ > options_.first_message_timeout) {
-      throw ConnectionEnded("no message within the first-message deadline", true);
-    }
-    if (now - last_rx_ > options_.idle_timeout) {
-      count(net_counters().idle_disconnects);
-      throw ConnectionEnded("idle: nothing received within the idle deadline", true);
-    }
-    if (writing_ && now - write_started_ > options_.write_timeout) {
-      count(net_counters().write_stall_disconnects);
-      throw ConnectionEnded("write stalled beyond the write deadline", false);
-    }
-    if (!writing_ && queue_.empty() && now - last_tx_ >= options_.heartbeat_interval) {
-      v1::Envelope heartbeat;
-      heartbeat.mutable_heartbeat();
-      enqueue(encode(heartbeat), Priority::control);
-    }
+  tick_.expires_after(tick);
+  tick_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->finished_) return;
+    self->on_tick();
+  });
+}
+
+void Connection::on_tick() {
+  if (!stream_.lowest_layer().is_open()) {
+    finish(close_reason_.empty() ? "closed" : close_reason_, true);
+    return;
   }
+  const auto now = Clock::now();
+  if (closing_) {
+    if (now - closing_since_ > options_.write_timeout) {
+      finish(close_reason_ + " (queue not drained in time)", close_expected_);
+      return;
+    }
+    schedule_tick();
+    return;
+  }
+  if (!got_message_ && now - started_ > options_.first_message_timeout) {
+    finish("no message within the first-message deadline", true);
+    return;
+  }
+  if (now - last_rx_ > options_.idle_timeout) {
+    count(net_counters().idle_disconnects);
+    finish("idle: nothing received within the idle deadline", true);
+    return;
+  }
+  if (writing_ && now - write_started_ > options_.write_timeout) {
+    count(net_counters().write_stall_disconnects);
+    finish("write stalled beyond the write deadline", false);
+    return;
+  }
+  if (!writing_ && queue_.empty() && now - last_tx_ >= options_.heartbeat_interval) {
+    v1::Envelope heartbeat;
+    heartbeat.mutable_heartbeat();
+    enqueue(encode(heartbeat), Priority::control);
+  }
+  schedule_tick();
 }
 
 }  // namespace saferlink

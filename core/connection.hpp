@@ -1,19 +1,20 @@
 // Connection: one framed, prioritised TLS connection, used by the hub for each device and by
 // every client for its link to the hub.
 //
-// Three coroutines run on the connection's strand, joined with awaitable_operators `&&` so that
-// one failing tears the others down, and each ends by throwing (ConnectionEnded) even on a
-// clean close:
-//   reader  - reads bytes, decodes frames (FrameDecoder, cap checked before allocating), and
-//             hands each Envelope to the message handler; answers undecodable or empty frames
-//             with Error(MALFORMED) and carries on; answers an over-cap prefix with
-//             Error(FRAME_TOO_LARGE) and closes (the stream cannot be resynchronised).
-//   writer  - the only code that writes to the socket: pops batches from the OutQueue
-//             (alerts > control > normal > bulk) and writes them.
-//   ticker  - heartbeats when nothing was sent for a heartbeat interval; closes the connection
-//             when nothing was received within the idle timeout, when the first message does
-//             not come within first_message_timeout, or when a write stays stalled beyond the
-//             write timeout.
+// Three parts run on the connection's strand as chains of completion handlers (not coroutines:
+// an idle connection then holds no coroutine frames, a large share of the memory of ten
+// thousand idle handsets). Whichever part ends the connection calls finish() once, which closes
+// the socket, stops the others and wakes run():
+//   reading  - reads bytes, decodes frames (FrameDecoder, cap checked before allocating), and
+//              hands each Envelope to the message handler; answers undecodable or empty frames
+//              with Error(MALFORMED) and carries on; answers an over-cap prefix with
+//              Error(FRAME_TOO_LARGE) and closes (the stream cannot be resynchronised).
+//   writing  - the only code that writes to the socket: pops batches from the OutQueue
+//              (alerts > control > normal > bulk) and writes each as one buffer.
+//   ticking  - heartbeats when nothing was sent for a heartbeat interval; closes the connection
+//              when nothing was received within the idle timeout, when the first message does
+//              not come within first_message_timeout, or when a write stays stalled beyond the
+//              write timeout.
 //
 // Counts frames in and out, refused frames, and slow-consumer, write-stall and idle endings in
 // the process's NetCounters (core/metrics.hpp).
@@ -97,12 +98,19 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   std::uint64_t frames_sent() const { return frames_sent_.load(); }
 
  private:
-  boost::asio::awaitable<void> reader();
-  boost::asio::awaitable<void> writer();
-  boost::asio::awaitable<void> ticker();
+  void read_more();                              // strand only: reads until it must wait
+  void write_more();                             // strand only: writes out_ until done or wait
+  void start_write();                            // strand only: a new batch, if idle
+  void write_soon();                             // strand only: start_write() from the queue
+  void schedule_tick();                          // strand only
+  void on_tick();                                // strand only
+  // Calls `next` on the strand once the socket is ready for what `step` waits for.
+  void wait_then(TlsSocket::Step::Wait what, void (Connection::*next)());
   void enqueue(Frame frame, Priority priority);  // strand only
   void handle_frame(std::string_view body);      // strand only
   void request_close(std::string reason, bool expected);  // strand only
+  // Ends the connection (once): closes the socket, stops the timers, wakes run().
+  void finish(std::string reason, bool expected);  // strand only
 
   using Clock = std::chrono::steady_clock;
 
@@ -116,7 +124,8 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   OutQueue queue_;
   std::vector<Frame> batch_;
   std::string out_;  // the batch's frames back to back, written as one (TLS records of 16 KiB)
-  boost::asio::steady_timer wake_;    // the writer sleeps on it; cancel() wakes it
+  std::size_t out_written_ = 0;
+  boost::asio::steady_timer done_;    // run() sleeps on it; finish() wakes it
   boost::asio::steady_timer tick_;
   Clock::time_point started_;
   Clock::time_point last_rx_;
@@ -127,7 +136,12 @@ class Connection : public Link, public std::enable_shared_from_this<Connection> 
   bool writing_ = false;
   bool closing_ = false;
   bool close_expected_ = true;
+  bool running_ = false;   // run() has started the parts
+  bool write_scheduled_ = false;
+  bool finished_ = false;  // finish() ran: nothing more is read, written or ticked
+  bool end_expected_ = true;
   std::string close_reason_;
+  std::string end_reason_;
   std::atomic<std::size_t> queued_messages_{0};
   std::atomic<std::uint64_t> frames_sent_{0};
 };

@@ -173,50 +173,70 @@ awaitable<error_code> TlsSocket::handshake(asio::ssl::stream_base::handshake_typ
   }
 }
 
-bool TlsSocket::try_read(char* data, std::size_t size, error_code& ec, std::size_t& n,
-                         bool& want_read) {
-  n = 0;
+TlsSocket::Step TlsSocket::read_now(char* data, std::size_t size) {
+  Step step;
   if (!socket_.is_open() || !attached_) {
-    ec = asio::error::operation_aborted;
-    return true;
+    step.error = asio::error::operation_aborted;
+    return step;
   }
   ERR_clear_error();
   errno = 0;
-  if (SSL_read_ex(ssl_.get(), data, size, &n) == 1) {
-    ec = {};
-    return true;
-  }
+  if (SSL_read_ex(ssl_.get(), data, size, &step.bytes) == 1) return step;
+  step.bytes = 0;
+  bool want_read = false;
   bool want_write = false;
-  want_read = false;
-  ec = classify(0, &want_read, &want_write);
-  return static_cast<bool>(ec);
+  step.error = classify(0, &want_read, &want_write);
+  if (!step.error) step.wait = want_read ? Step::Wait::read : Step::Wait::write;
+  return step;
+}
+
+TlsSocket::Step TlsSocket::write_now(const char* data, std::size_t size) {
+  Step step;
+  if (!socket_.is_open() || !attached_) {
+    step.error = asio::error::operation_aborted;
+    return step;
+  }
+  ERR_clear_error();
+  errno = 0;
+  if (SSL_write_ex(ssl_.get(), data, size, &step.bytes) == 1) return step;
+  step.bytes = 0;
+  bool want_read = false;
+  bool want_write = false;
+  step.error = classify(0, &want_read, &want_write);
+  if (!step.error) step.wait = want_read ? Step::Wait::read : Step::Wait::write;
+  return step;
+}
+
+char* TlsSocket::shared_read_buffer() {
+  thread_local std::array<char, kSharedReadBytes> shared;
+  return shared.data();
+}
+
+awaitable<error_code> TlsSocket::wait_for(Step::Wait what) {
+  return wait(what == Step::Wait::read);
 }
 
 awaitable<std::pair<error_code, std::size_t>> TlsSocket::read_some(char* data, std::size_t size) {
   for (;;) {
-    error_code ec;
-    std::size_t n = 0;
-    bool want_read = false;
-    if (try_read(data, size, ec, n, want_read)) {
-      co_return std::pair<error_code, std::size_t>(ec, n);
+    const Step step = read_now(data, size);
+    if (step.wait == Step::Wait::none) {
+      co_return std::pair<error_code, std::size_t>(step.error, step.bytes);
     }
-    const error_code waited = co_await wait(want_read);
+    const error_code waited = co_await wait_for(step.wait);
     if (waited) co_return std::pair<error_code, std::size_t>(waited, 0);
   }
 }
 
 awaitable<std::pair<error_code, std::string_view>> TlsSocket::read_some_shared() {
-  thread_local std::array<char, kSharedReadBytes> shared;
   for (;;) {
-    error_code ec;
-    std::size_t n = 0;
-    bool want_read = false;
     // The buffer of the thread running now: after a wait this may be another thread.
-    char* const buffer = shared.data();
-    if (try_read(buffer, shared.size(), ec, n, want_read)) {
-      co_return std::pair<error_code, std::string_view>(ec, std::string_view(buffer, n));
+    char* const buffer = shared_read_buffer();
+    const Step step = read_now(buffer, kSharedReadBytes);
+    if (step.wait == Step::Wait::none) {
+      co_return std::pair<error_code, std::string_view>(step.error,
+                                                        std::string_view(buffer, step.bytes));
     }
-    const error_code waited = co_await wait(want_read);
+    const error_code waited = co_await wait_for(step.wait);
     if (waited) co_return std::pair<error_code, std::string_view>(waited, std::string_view());
   }
 }
@@ -224,18 +244,14 @@ awaitable<std::pair<error_code, std::string_view>> TlsSocket::read_some_shared()
 awaitable<error_code> TlsSocket::write_all(const char* data, std::size_t size) {
   std::size_t done = 0;
   while (done < size) {
-    if (!socket_.is_open() || !attached_) co_return asio::error::operation_aborted;
-    ERR_clear_error();
-    errno = 0;
-    std::size_t n = 0;
-    // Retried with the same bytes after a wait, as OpenSSL asks.
-    const int r = SSL_write_ex(ssl_.get(), data + done, size - done, &n);
-    if (r == 1) {
-      done += n;
+    const Step step = write_now(data + done, size - done);
+    done += step.bytes;
+    if (step.wait == Step::Wait::none) {
+      if (step.error) co_return step.error;
       continue;
     }
-    const error_code failed = co_await wait_to_retry(r);
-    if (failed) co_return failed;
+    const error_code waited = co_await wait_for(step.wait);
+    if (waited) co_return waited;
   }
   co_return error_code{};
 }

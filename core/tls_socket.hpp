@@ -80,6 +80,23 @@ class TlsSocket {
   // Closes the socket (no TLS close_notify: the protocol ends on its own terms).
   void close();
 
+  // Non-suspending steps, for code that waits with handlers rather than coroutines (a
+  // connection then keeps no coroutine frame while it is idle). A step either moved bytes,
+  // failed, or says what readiness to wait for (lowest_layer().async_wait) before trying again.
+  struct Step {
+    boost::system::error_code error;
+    std::size_t bytes = 0;
+    enum class Wait { none, read, write } wait = Wait::none;
+  };
+  // One SSL_read_ex into `data`.
+  Step read_now(char* data, std::size_t size);
+  // One SSL_write_ex of `size` bytes: all of them, or none (then call again with the same bytes
+  // after the wait, as OpenSSL asks).
+  Step write_now(const char* data, std::size_t size);
+  // The calling thread's 16 KiB read buffer (kSharedReadBytes), for read_now: whatever it
+  // holds is valid only until the thread runs anything else.
+  static char* shared_read_buffer();
+
  private:
   struct SslFree {
     void operator()(SSL* ssl) const;
@@ -91,10 +108,8 @@ class TlsSocket {
   // After an SSL_* call that did not succeed: the error, or waits for what OpenSSL wants and
   // returns no error (call again).
   boost::asio::awaitable<boost::system::error_code> wait_to_retry(int result);
-  // One SSL_read_ex: true when finished (data or an error in `ec`), false when it must wait
-  // for readability (`want_read`) or writability.
-  bool try_read(char* data, std::size_t size, boost::system::error_code& ec, std::size_t& n,
-                bool& want_read);
+  // Waits for what a step asked for.
+  boost::asio::awaitable<boost::system::error_code> wait_for(Step::Wait what);
 
   Socket socket_;
   std::unique_ptr<SSL, SslFree> ssl_;
