@@ -173,7 +173,7 @@ awaitable<error_code> TlsSocket::handshake(asio::ssl::stream_base::handshake_typ
   }
 }
 
-TlsSocket::Step TlsSocket::read_now(char* data, std::size_t size) {
+TlsSocket::Step TlsSocket::io_step(bool writing, char* data, std::size_t size) {
   Step step;
   if (!socket_.is_open() || !attached_) {
     step.error = asio::error::operation_aborted;
@@ -181,7 +181,9 @@ TlsSocket::Step TlsSocket::read_now(char* data, std::size_t size) {
   }
   ERR_clear_error();
   errno = 0;
-  if (SSL_read_ex(ssl_.get(), data, size, &step.bytes) == 1) return step;
+  const int done = writing ? SSL_write_ex(ssl_.get(), data, size, &step.bytes)
+                           : SSL_read_ex(ssl_.get(), data, size, &step.bytes);
+  if (done == 1) return step;
   step.bytes = 0;
   bool want_read = false;
   bool want_write = false;
@@ -190,21 +192,12 @@ TlsSocket::Step TlsSocket::read_now(char* data, std::size_t size) {
   return step;
 }
 
+TlsSocket::Step TlsSocket::read_now(char* data, std::size_t size) {
+  return io_step(false, data, size);
+}
+
 TlsSocket::Step TlsSocket::write_now(const char* data, std::size_t size) {
-  Step step;
-  if (!socket_.is_open() || !attached_) {
-    step.error = asio::error::operation_aborted;
-    return step;
-  }
-  ERR_clear_error();
-  errno = 0;
-  if (SSL_write_ex(ssl_.get(), data, size, &step.bytes) == 1) return step;
-  step.bytes = 0;
-  bool want_read = false;
-  bool want_write = false;
-  step.error = classify(0, &want_read, &want_write);
-  if (!step.error) step.wait = want_read ? Step::Wait::read : Step::Wait::write;
-  return step;
+  return io_step(true, const_cast<char*>(data), size);  // SSL_write_ex only reads it
 }
 
 char* TlsSocket::shared_read_buffer() {

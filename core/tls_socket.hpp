@@ -108,6 +108,8 @@ class TlsSocket {
   // After an SSL_* call that did not succeed: the error, or waits for what OpenSSL wants and
   // returns no error (call again).
   boost::asio::awaitable<boost::system::error_code> wait_to_retry(int result);
+  // One SSL_write_ex (writing) or SSL_read_ex.
+  Step io_step(bool writing, char* data, std::size_t size);
   // Waits for what a step asked for.
   boost::asio::awaitable<boost::system::error_code> wait_for(Step::Wait what);
 
