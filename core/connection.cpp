@@ -236,8 +236,9 @@ void Connection::write_more() {
   frames_sent_.fetch_add(batch_.size(), std::memory_order_relaxed);
   count(net_counters().frames_sent, batch_.size());
   batch_.clear();
-  // A burst (photo chunks) leaves a large buffer behind: an idle connection should not keep it.
-  if (out_.capacity() > 4096) std::string().swap(out_);
+  // The bytes are sent: an idle connection keeps no buffer (a burst of photo chunks would
+  // leave a large one).
+  std::string().swap(out_);
   // The next batch from the strand's queue, so that a long backlog neither recurses nor
   // starves this connection's reads.
   write_soon();

@@ -40,15 +40,11 @@ constexpr std::size_t kMaxHeading = 100;
 // Handles one session's messages, on the session's strand.
 struct DeviceSession::Impl {
  public:
-  Impl(Hub& hub, Hub::SessionRef ref)
-      : hub_(hub),
-        ref_(std::move(ref)),
-        uploads_(std::make_shared<SessionUploads>(
-            hub.upload_services(), ref_.identity, "session " + std::to_string(ref_.id),
-            ref_.connection->executor(),
-            [connection = ref_.connection](v1::Envelope& e) { connection->send(e); })) {}
+  Impl(Hub& hub, Hub::SessionRef ref) : hub_(hub), ref_(std::move(ref)) {}
   // On the session strand, once the connection has ended.
-  ~Impl() { uploads_->close(); }
+  ~Impl() {
+    if (uploads_) uploads_->close();
+  }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
@@ -112,10 +108,10 @@ struct DeviceSession::Impl {
         hub_.on_query(ref_, envelope.msg_id(), envelope.query());
         return;
       case v1::Envelope::kUploadBegin:
-        uploads_->begin(envelope.upload_begin());
+        uploads().begin(envelope.upload_begin());
         return;
       case v1::Envelope::kUploadChunk:
-        uploads_->chunk(envelope.upload_chunk());
+        uploads().chunk(envelope.upload_chunk());
         return;
       case v1::Envelope::kGalleryRemoved:
         if (envelope.gallery_removed().notice_id() <= 0) {
@@ -206,6 +202,16 @@ struct DeviceSession::Impl {
 
   Hub& hub_;
   Hub::SessionRef ref_;
+  // This connection's uploads, made on the first one (most handsets never upload).
+  SessionUploads& uploads() {
+    if (!uploads_) {
+      uploads_ = std::make_shared<SessionUploads>(
+          hub_.upload_services(), ref_.identity, "session " + std::to_string(ref_.id),
+          ref_.connection->executor(),
+          [connection = ref_.connection](v1::Envelope& e) { connection->send(e); });
+    }
+    return *uploads_;
+  }
   std::shared_ptr<SessionUploads> uploads_;  // [session strand] this connection's uploads
   bool said_hello_ = false;
 };
